@@ -1,0 +1,137 @@
+"End-to-end paths: the smoke study through the CLI and papermill, resume, bad input, sweeps."
+import json, math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import cli, ROOT
+from cit_study.core import ConfigError, read_json
+from cit_study.study import make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION
+from cit_study.metrics import cl_summary
+import cit_study.train as train_mod
+
+SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA"}
+
+
+def test_smoke_study_writes_runs_and_report(smoke_study):
+    out, p = smoke_study
+    runs = sorted((out / "results").glob("*/run.json"))
+    assert len(runs) == 4, p.stdout
+    for path in runs:
+        r = read_run(path)
+        T, n0 = len(r["config"]["stream"]), r["n_initial"]
+        m = np.array(r["matrix"], dtype=float)
+        assert m.shape == (T + 1, n0 + T)
+        assert set(r["summary"]) == SUMMARY_KEYS
+        assert r["summary"]["A_T"] == pytest.approx(np.nanmean(m[-1, n0:]))
+        assert (path.parent / "run.ipynb").exists() and (path.parent / "predictions.json").exists()
+        assert r["versions"]["torch"] and r["git"] and r["hardware"]["cpus"]
+        assert len(r["train"]) == T
+    inst = [read_run(p) for p in runs if "instructblip" in p.parent.name]
+    assert all(r["n_initial"] == 2 for r in inst)  # the smoke preset's held-in tasks are evaluated as initial tasks
+    html = (out / "index.html").read_text()
+    assert "Accuracy matrices" in html and "data:image/png" in html
+    assert "load_results(" not in html  # code hidden
+    study = read_json(out / "study.json")
+    assert study["sweep"]["failed"] == {} and study["total_seconds"] > 0
+
+
+def test_executed_run_notebook_has_outputs(smoke_study):
+    out, _ = smoke_study
+    nb = json.loads(next((out / "results").glob("*seqft*/run.ipynb")).read_text())
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert tagged, "the parameters cell keeps its tag"
+    assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+
+
+def test_sweep_rerun_does_nothing(smoke_study):
+    out, _ = smoke_study
+    before = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/run.json")}
+    res = sweep({"preset": "smoke", "grid": {"base": ["blip2", "instructblip"], "strategy": ["seqft", "joint"], "seed": [0]}},
+                out / "results", progress=False)
+    assert res["done"] == [] and len(res["skipped"]) == 4 and res["failed"] == {}
+    assert before == {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/run.json")}
+
+
+def test_cli_run_and_report(tmp_path):
+    cli("run", "--preset", "smoke", "--strategy", "seqft", "--steps-per-task", "2", "--stream", "count,ocr", "--results", tmp_path)
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    r = read_run(run_dir / "run.json")
+    assert r["config"]["stream"] == ["count", "ocr"] and r["config"]["train"]["steps_per_task"] == 2
+    p = cli("report", tmp_path, "--out", tmp_path / "report.html")
+    assert (tmp_path / "report.html").exists(), p.stdout
+
+
+@pytest.mark.parametrize("args,culprit", [
+    (["--strategy", "nope"], "nope"),
+    (["--param", "lam=3"], "lam"),
+    (["--stream", "count,count"], "more than once"),
+    (["--stream", "count,teleport"], "teleport"),
+    (["--base", "llava"], "llava"),
+    (["--preset", "huge"], "huge"),
+])
+def test_cli_bad_input_is_one_clear_line(tmp_path, args, culprit):
+    p = cli("run", *args, "--results", tmp_path, check=False)
+    assert p.returncode == 2
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and culprit in err[0], p.stderr
+    assert not list(tmp_path.glob("*/run.json"))
+
+
+def test_unknown_or_mistyped_papermill_parameter(tmp_path):
+    with pytest.raises(ConfigError, match="strategy_name"):
+        run_notebook({"strategy_name": "seqft"}, tmp_path)
+    with pytest.raises(ConfigError, match="'seed'"):
+        run_notebook({"seed": "0"}, tmp_path)
+    with pytest.raises(ConfigError, match="'stream'"):
+        check_params({"stream": "count"})
+    assert not list(tmp_path.iterdir())
+
+
+def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    cfg = make_config("smoke", stream=["count", "ocr", "ground"], steps_per_task=4)
+    full = execute_run(cfg, tmp_path / "full", progress=False)
+
+    real = train_mod.train_task
+    def crash_on_task_3(model, strategy, i, task, *a, **k):
+        if i == 3: raise KeyboardInterrupt("interrupted during task 3")
+        return real(model, strategy, i, task, *a, **k)
+    monkeypatch.setattr(train_mod, "train_task", crash_on_task_3)
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(cfg, tmp_path / "cut", progress=False)
+    assert not (tmp_path / "cut" / "run.json").exists()  # nothing looks complete
+    monkeypatch.setattr(train_mod, "train_task", real)
+
+    resumed = execute_run(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["matrix"] == full["matrix"]
+    assert resumed["train"][:2] != [] and len(resumed["train"]) == 3
+    # tasks 1-2 were restored from the checkpoint, not retrained: their records (wall times included) are the cut run's
+    cut_ck = read_json(tmp_path / "cut" / "run.json")["train"][:2]
+    assert [t["task"] for t in cut_ck] == ["count", "ocr"]
+    assert read_json(tmp_path / "cut" / "predictions.json") == read_json(tmp_path / "full" / "predictions.json")
+
+
+def test_old_format_refused(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps({"format_version": FORMAT_VERSION - 1}))
+    with pytest.raises(ConfigError, match="format_version"):
+        read_run(tmp_path / "r" / "run.json")
+
+
+QUICK = ROOT / "reports" / "quick" / "results"
+
+@pytest.mark.skipif(not QUICK.exists(), reason="no committed quick study")
+def test_committed_quick_study_shows_forgetting():
+    "The published quick study shows what the preset must: SeqFT forgets on the BLIP-2-like base, Joint beats SeqFT."
+    runs = [read_run(p) for p in QUICK.glob("*/run.json")]
+    def mean(base, strategy, key):
+        v = [r["summary"][key] for r in runs if r["config"]["base"] == base and r["config"]["strategy"] == strategy]
+        assert v, f"no {base}/{strategy} run"
+        return float(np.mean(v))
+    assert mean("blip2", "seqft", "F_T") > 0
+    for base in ("blip2", "instructblip"):
+        assert mean(base, "joint", "A_T") > mean(base, "seqft", "A_T")
+    for r in runs:  # every summary is what cl_summary computes from the stored matrix
+        got, want = r["summary"], cl_summary(r["matrix"], r["n_initial"])
+        assert all((math.isnan(got[k]) and math.isnan(want[k])) or got[k] == pytest.approx(want[k]) for k in SUMMARY_KEYS)
