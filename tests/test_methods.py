@@ -53,33 +53,28 @@ def test_unknown_setting_is_refused_by_name(name):
 
 @pytest.mark.parametrize("name", ROWS)
 def test_method_trains_reports_and_resumes_exactly(world, name, tmp_path):
-    "Both kinds of base; InstructBLIP-like with a held-in task. A run resumed after task 1 equals the uninterrupted one."
+    """Both kinds of base; InstructBLIP-like with a held-in task. The method changes what it trains (a parameter or
+    an expert moves), reports JSON, and a run resumed after task 1 equals the uninterrupted one."""
     kind = "instructblip" if ROWS.index(name) % 2 else "blip2"
     initial = world.initial if kind == "instructblip" else []
     m1, m2 = fresh(world, kind), fresh(world, kind)
-    full = run_stream(m1, make_strategy(name, params(name)), initial, world.stream, world.cfg, ckpt_dir=tmp_path, progress=False)
+    s = make_strategy(name, params(name))
+    before, orig = {}, s.before_task
+    def snapshot(i, task):  # after the method's own setup (adapters, experts) and its preparation of task 1
+        orig(i, task)
+        if i == 1: before.update({k: v.clone() for k, v in trainable_state(m1).items()})
+    s.before_task = snapshot
+    full = run_stream(m1, s, initial, world.stream, world.cfg, ckpt_dir=tmp_path, progress=False)
     matrix = np.array(full["matrix"], dtype=float)
     assert matrix.shape == (3, len(initial) + 2) and np.isfinite(matrix).all()
     assert all(math.isfinite(t["loss"]) for t in full["train"])
     json.dumps(full["strategy"])  # the strategy's report goes into run.json
+    moved = any(not torch.equal(before[k], v) for k, v in trainable_state(m1).items())
+    moved = moved or any(not torch.equal(p, q) for e in getattr(s, "experts", [])[1:] for p, q in zip(e.parameters(), m1.projection.parameters()))
+    assert moved, f"{name} trained nothing"
     (tmp_path / "step002.pt").unlink()
     again = run_stream(m2, make_strategy(name, params(name)), initial, world.stream, world.cfg, ckpt_dir=tmp_path,
                        resume=True, progress=False)
     assert again["matrix"] == full["matrix"] and again["predictions"] == full["predictions"]
     a, b = trainable_state(m1), trainable_state(m2)
     assert all(torch.equal(a[k], b[k]) for k in a), "trainable parameters differ after resume"
-
-
-@pytest.mark.parametrize("name", ROWS)
-def test_method_changes_what_it_trains(world, name):
-    "Every method learns something in task 1: some parameter (or an expert) moves."
-    m = fresh(world, "blip2")
-    s = make_strategy(name, params(name))
-    before, orig = {}, s.before_task
-    def snapshot(i, task):  # after the method's own setup (adapters, experts) and task preparation
-        orig(i, task); before.update({k: v.clone() for k, v in trainable_state(m).items()})
-    s.before_task = snapshot
-    run_stream(m, s, [], world.stream[:1], world.cfg, progress=False)
-    moved = any(not torch.equal(before[k], v) for k, v in trainable_state(m).items())
-    moved = moved or any(not torch.equal(p, q) for e in getattr(s, "experts", [])[1:] for p, q in zip(e.parameters(), m.projection.parameters()))
-    assert moved, name
