@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study smoke test nbtest pytest sync readme clean-notebooks lab
+.PHONY: setup study smoke bench test nbtest pytest sync readme clean-notebooks lab
 
 $(STAMP): requirements.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ study: $(STAMP)
 
 smoke: $(STAMP)
 	$(BIN)/cit-study study --preset smoke --out reports/smoke
+
+# Side-by-side costs: every method's step time and memory against SeqFT (record the table in BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/cit-study bench methods --memory --out reports/bench/methods.json
 
 # Every test: the package and README in sync with the notebooks, the notebooks' own tests, then pytest.
 test: $(STAMP) sync nbtest pytest

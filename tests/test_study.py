@@ -139,7 +139,7 @@ def test_committed_quick_study_shows_forgetting():
         assert all((math.isnan(got[k]) and math.isnan(want[k])) or got[k] == pytest.approx(want[k]) for k in SUMMARY_KEYS)
 
 
-@pytest.mark.parametrize("sub,opt", [("run", "--resume"), ("sweep", "grid"), ("report", "--out"), ("study", "--preset")])
+@pytest.mark.parametrize("sub,opt", [("run", "--resume"), ("sweep", "grid"), ("report", "--out"), ("study", "--preset"), ("bench", "--memory")])
 def test_every_subcommand_has_help(sub, opt):
     p = cli(sub, "--help")
     assert opt in p.stdout and "usage: cit-study " + sub in p.stdout
