@@ -7,7 +7,8 @@ import pytest
 
 from conftest import cli, ROOT
 from cit_study.core import ConfigError, read_json
-from cit_study.study import make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION
+from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
+                             WarmKernel, run_all, plan_study, stream_order, config_from_params)
 from cit_study.metrics import cl_summary
 import cit_study.train as train_mod
 
@@ -112,6 +113,44 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert read_json(tmp_path / "cut" / "predictions.json") == read_json(tmp_path / "full" / "predictions.json")
     # tasks 1-2 came from the checkpoint, not a re-run: their records, wall times included, are the saved ones
     assert resumed["train"][:2] == saved["state"]["train"] and len(resumed["train"]) == 3
+
+
+def test_warm_kernel_run_equals_fresh_kernel_run(tmp_path):
+    "A run executed in a kernel that already ran another run gives exactly what a fresh kernel gives."
+    target = {"preset": "smoke", "strategy": "ewc", "stream": ["count", "ocr"], "steps_per_task": 6, "seed": 1}
+    other = {"preset": "smoke", "strategy": "er", "stream": ["ocr", "count"], "steps_per_task": 6, "seed": 2}
+    fresh = run_notebook(target, tmp_path / "fresh")
+    with WarmKernel() as k:
+        run_notebook(other, tmp_path / "warm", kernel=k)
+        warm = run_notebook(target, tmp_path / "warm", kernel=k)
+        assert k.used == 2
+    a, b = read_run(fresh / "run.json"), read_run(warm / "run.json")
+    assert a["run_id"] == b["run_id"] and a["matrix"] == b["matrix"]
+    assert read_json(fresh / "predictions.json") == read_json(warm / "predictions.json")
+
+
+def test_run_all_runs_each_id_once_and_records_failures(tmp_path, monkeypatch):
+    ok = {"preset": "smoke", "strategy": "seqft", "stream": ["count"], "steps_per_task": 2}
+    import cit_study.study as study_mod
+    real = study_mod.run_notebook
+    def flaky(params, *a, **k):
+        if params.get("seed") == 3: raise RuntimeError("run failed on purpose")
+        return real(params, *a, **k)
+    monkeypatch.setattr(study_mod, "run_notebook", flaky)
+    res = run_all([ok, dict(ok), {**ok, "seed": 3}], tmp_path, progress=False, workers=2)
+    assert len(res["done"]) == 1 and len(res["failed"]) == 1 and "on purpose" in next(iter(res["failed"].values()))
+    assert len(list(tmp_path.glob("*/run.json"))) == 1
+
+
+def test_study_plan_covers_each_axis():
+    plan = plan_study("quick", ["forgetting", "thresholds", "pairwise"])
+    ids = lambda name: {config_from_params(check_params(r)).run_id for r in plan[name]}
+    assert len(ids("forgetting")) == len(plan["forgetting"])  # no duplicates
+    assert not ids("thresholds") & ids("pairwise")
+    assert {tuple(r["stream"]) for r in plan["pairwise"]} == {(a, b) for a in make_config("quick").stream for b in make_config("quick").stream if a != b}
+    assert stream_order("reverse", "blip2", "quick") == make_config("quick").stream[::-1]
+    with pytest.raises(ConfigError, match="sideways"):
+        stream_order("sideways", "blip2", "quick")
 
 
 def test_old_format_refused(tmp_path):
