@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study smoke bench test nbtest pytest sync readme clean-notebooks lab
+.PHONY: setup study smoke bench test browser nbtest pytest sync readme clean-notebooks lab
 
 $(STAMP): requirements.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,22 @@ bench: $(STAMP)
 	$(BIN)/cit-study bench methods --memory --out reports/bench/methods.json
 
 # Every test: the package and README in sync with the notebooks, the notebooks' own tests, then pytest.
-test: $(STAMP) sync nbtest pytest
+test: $(STAMP) browser sync nbtest pytest
+
+# The report-site test opens the site in Debian's headless Chromium (never a browser of Playwright's own): install it if missing.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then echo "chromium: $(CHROMIUM)"; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then SUDO="sudo"; \
+	  else echo "make browser: $(CHROMIUM) is missing and cannot be installed here (not root, no password-less sudo); install Debian's chromium package (apt-get install -y chromium) and run again" >&2; exit 1; fi; \
+	  echo "installing Debian's chromium (apt-get install -y chromium)"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium || \
+	  { $$SUDO apt-get update && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } || \
+	  { echo "make browser: apt-get could not install chromium" >&2; exit 1; }; \
+	  test -x $(CHROMIUM) || { echo "make browser: chromium installed but $(CHROMIUM) is missing" >&2; exit 1; }; \
+	fi
 
 sync: $(STAMP)
 	@before="$$(git status --porcelain; git diff | sha1sum)"; \

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 
-from .core import ConfigError
+from .core import ConfigError, read_json
 
 # %% auto #0
 __all__ = ['parse_kv', 'build_parser', 'main']
@@ -42,9 +42,12 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument("grid", help="YAML file with preset, grid and optional params")
     s.add_argument("--results", default="results", help="results folder")
     s.add_argument("--cache", default=None, help="cache folder for built bases")
-    rp = sub.add_parser("report", help="render the forgetting report of a results folder to HTML", description="Execute the forgetting report over a results folder and write HTML with the code hidden.")
+    rp = sub.add_parser("report", help="build the report site of a results folder", description="Build the publishable report folder: OUT/index.html (setup, the paper's claims, every run), OUT/STUDY.html per study template and OUT/runs/RUN_ID.html per run notebook, code hidden. With --out FILE.html, write only the forgetting report to that file.")
     rp.add_argument("results", help="results folder")
-    rp.add_argument("--out", default=None, help="HTML file (default: RESULTS/../index.html)")
+    rp.add_argument("--out", default=None, help="site folder (default: the folder holding RESULTS); a path ending in .html writes only the forgetting report")
+    rp.add_argument("--stream", default="", help="the study's default stream, comma-separated, for the claims (default: the runs' preset's)")
+    rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
+    rp.add_argument("--title", default="cit-study report", help="title of the index page")
     st = sub.add_parser("study", help="build the bases, run a preset's grid and its report", description="Build both bases, run the preset's grid and write OUT/index.html.")
     st.add_argument("--preset", default="quick", choices=["smoke", "quick"], help="study size")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
@@ -74,9 +77,21 @@ def _sweep(a):
     return 1 if res["failed"] else 0
 
 def _report(a):
-    from cit_study.report import build_report
-    out = Path(a.out) if a.out else Path(a.results).resolve().parent / "index.html"
-    print(f"report written to {build_report(a.results, out)}")
+    if a.out and a.out.endswith(".html"):
+        from cit_study.report import build_report
+        print(f"report written to {build_report(a.results, a.out)}"); return 0
+    from cit_study.site import build_site
+    studies = None
+    if a.study:
+        bad = [s for s in a.study if "=" not in s]
+        if bad: raise ConfigError(f"--study {bad[0]!r}: expected NAME=TEMPLATE")
+        studies = dict(s.split("=", 1) for s in a.study)
+    out = Path(a.out) if a.out else Path(a.results).resolve().parent
+    index = build_site(a.results, out, studies, [t for t in a.stream.split(",") if t] or None, a.title)
+    failed = {k: v for k, v in read_json(index.parent / "site.json")["studies"].items() if v}
+    print(f"site written to {index}")
+    for k, v in failed.items(): print(f"cit-study report: study {k} failed: {v.splitlines()[-1] if v else ''}", file=sys.stderr)
+    return 1 if failed else 0
 
 def _study(a):
     from cit_study.study import run_study

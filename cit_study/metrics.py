@@ -13,7 +13,8 @@ from .tasks import METRICS
 
 # %% auto #0
 __all__ = ['normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box', 'box_iou', 'option_letter',
-           'task_score', 'cl_summary', 'bootstrap_ci', 'normalised_scores']
+           'task_score', 'cl_summary', 'Interval', 'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff',
+           'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -196,22 +197,65 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
         "MAA": _nanmean([_nanmean(a[i, :n_initial + i]) for i in range(1, T + 1)]),
     }
 
+# %% ../nbs/06_metrics.ipynb #a11e3e44
+class Interval(tuple):
+    "A bootstrap estimate `(mean, lo, hi)` over groups whose smallest has `n` values; `degenerate` when `n < 2` (no interval)."
+    def __new__(cls, mean, lo, hi, n:int=0):
+        self = super().__new__(cls, (float(mean), float(lo), float(hi)))
+        self.n = int(n)
+        return self
+    def __getnewargs__(self): return (*self, self.n)
+    mean = property(lambda self: self[0])
+    lo = property(lambda self: self[1])
+    hi = property(lambda self: self[2])
+    @property
+    def degenerate(self)->bool: return self.n < 2
+    def __repr__(self): return f"Interval(mean={self[0]:g}, lo={self[1]:g}, hi={self[2]:g}, n={self.n})"
+    def fmt(self, digits:int=1)->str:
+        "`'10.4 [8.1, 12.6]'`; with one value `'10.4 (1 seed, no interval)'`; with none `'n/a'`."
+        if self.n == 0 or math.isnan(self[0]): return "n/a"
+        m = f"{self[0]:.{digits}f}"
+        return f"{m} (1 seed, no interval)" if self.degenerate else f"{m} [{self[1]:.{digits}f}, {self[2]:.{digits}f}]"
+
 # %% ../nbs/06_metrics.ipynb #fb47c2d3
+def bootstrap_contrast(groups:list, # independent groups of values (one value per seed each; NaNs dropped)
+                       weights:list, # one weight per group: the estimate is sum_k w_k * mean(group_k)
+                       n_boot:int=10000, # bootstrap resamples
+                       level:float=0.95, # confidence level of the interval
+                       seed:int=0 # resampling seed
+                      )->Interval:
+    "Percentile-bootstrap interval of a weighted sum of group means, each group resampled on its own."
+    if not 0 < level < 1: raise ConfigError(f"bootstrap: level must be in (0, 1), got {level}")
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1: raise ConfigError(f"bootstrap: n_boot must be an int >= 1, got {n_boot!r}")
+    if len(groups) != len(weights) or not groups: raise ConfigError(f"bootstrap: {len(groups)} groups and {len(weights)} weights; need the same number, at least one")
+    xs = [np.asarray(g, float).ravel() for g in groups]
+    xs = [x[~np.isnan(x)] for x in xs]
+    n = min(x.size for x in xs)
+    if n == 0: return Interval(math.nan, math.nan, math.nan, 0)
+    point = float(sum(w * x.mean() for w, x in zip(weights, xs)))
+    if n < 2: return Interval(point, point, point, n)
+    rng = np.random.default_rng(seed)
+    boot = sum(w * x[rng.integers(0, x.size, (n_boot, x.size))].mean(1) for w, x in zip(weights, xs))
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(point, min(float(lo), point), max(float(hi), point), n)
+
 def bootstrap_ci(values, # one value per seed (NaNs dropped)
-                 n_boot:int=2000, # bootstrap resamples
-                 ci:float=0.95, # confidence level
-                 seed:int=0 # resampling seed
-                )->tuple:
-    "(mean, low, high): the mean and its percentile-bootstrap confidence interval."
-    if not 0 < ci < 1: raise ConfigError(f"bootstrap_ci: ci must be in (0, 1), got {ci}")
-    if n_boot < 1: raise ConfigError(f"bootstrap_ci: n_boot must be >= 1, got {n_boot}")
-    x = np.asarray(values, float).ravel()
-    x = x[~np.isnan(x)]
-    if x.size == 0: return (math.nan, math.nan, math.nan)
-    if x.size == 1: return (float(x[0]),) * 3
-    means = x[np.random.default_rng(seed).integers(0, x.size, (n_boot, x.size))].mean(1)
-    lo, hi = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
-    return (float(x.mean()), float(lo), float(hi))
+                 n_boot:int=10000, # bootstrap resamples
+                 level:float=0.95, # confidence level of the interval
+                 seed:int=0, # resampling seed
+                 ci:float|None=None # former name of `level`, still accepted
+                )->Interval:
+    "(mean, lo, hi): the mean over seeds and its percentile-bootstrap interval."
+    return bootstrap_contrast([values], [1.0], n_boot, level if ci is None else ci, seed)
+
+def bootstrap_diff(a, # one group's values (e.g. a method's F_T per seed)
+                   b, # the other, independent group's values
+                   n_boot:int=10000, # bootstrap resamples
+                   level:float=0.95, # confidence level of the interval
+                   seed:int=0 # resampling seed
+                  )->Interval:
+    "(mean(a) - mean(b), lo, hi): the difference of two independent groups' means, each resampled on its own."
+    return bootstrap_contrast([a, b], [1.0, -1.0], n_boot, level, seed)
 
 # %% ../nbs/06_metrics.ipynb #e58b40ce
 def normalised_scores(row, # per-task scores of a method
@@ -224,3 +268,24 @@ def normalised_scores(row, # per-task scores of a method
     out = np.full(r.shape, np.nan)
     out[ok] = r[ok] / j[ok]
     return out
+
+# %% ../nbs/06_metrics.ipynb #8e9d6d62
+def _final_scores(run:dict)->dict:
+    try: return dict(zip(run["tasks"], np.asarray(run["matrix"], float)[-1]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"run {run.get('run_id', '?')}: needs 'tasks' and a 'matrix' of numbers ({e})") from None
+
+def normalised_average(run:dict, # a run (the run.json dict)
+                       joint_runs:list, # runs to take the Joint reference from (non-Joint runs are ignored)
+                       initial:bool=False # also average the initial (held-in) tasks
+                      )->float:
+    "Mean over tasks of the run's final score divided by Joint's final score on that task (1.0 = Joint's level)."
+    c = run["config"]
+    tasks = run["tasks"] if initial else run["tasks"][run["n_initial"]:]
+    js = [j for j in joint_runs if j["config"]["strategy"] == "joint" and j["config"]["base"] == c["base"]
+          and j["config"].get("bases") == c.get("bases") and set(tasks) <= set(j["tasks"])]
+    js = [j for j in js if j["config"]["seed"] == c["seed"]] or js
+    if not js: return math.nan
+    finals, mine = [_final_scores(j) for j in js], _final_scores(run)
+    ref = [_nanmean([f[t] for f in finals]) for t in tasks]
+    return _nanmean(normalised_scores([mine[t] for t in tasks], ref))

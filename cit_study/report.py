@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_report.ipynb #e7e626c8
 from __future__ import annotations
-import math, os, tempfile
+import contextlib, functools, math, os, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +18,8 @@ from .study import read_run, EXPERIMENTS
 
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures', 'summary_frame',
-           'matrix_frame', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'notebook_html',
-           'build_report']
+           'matrix_frame', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures',
+           'notebook_html', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -99,12 +99,36 @@ def plot_curves(runs:list):
 # %% ../nbs/11_report.ipynb #4cb7d3e8
 FORGETTING_TEMPLATE = EXPERIMENTS / "forgetting.ipynb"
 
-def notebook_html(nb_path:str|Path)->str:
-    "An executed notebook as reader-facing HTML: outputs and markdown, no code."
-    import nbformat
+# nbconvert's lab template loads require.js, MathJax and mermaid from a CDN; a published folder must not
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+@functools.cache
+def _html_exporter():
     from nbconvert import HTMLExporter
-    exp = HTMLExporter(); exp.exclude_input = True; exp.exclude_input_prompt = True; exp.exclude_output_prompt = True
-    body, _ = exp.from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    from jinja2 import DictLoader
+    exp = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})], template_file="offline.html.j2")
+    exp.exclude_input = True; exp.exclude_input_prompt = True; exp.exclude_output_prompt = True
+    return exp
+
+@contextlib.contextmanager
+def inline_figures():
+    "Kernels started inside draw matplotlib figures inline, whatever the caller's MPLBACKEND (Agg would leave a report without figures)."
+    old = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try: yield
+    finally:
+        if old is None: os.environ.pop("MPLBACKEND", None)
+        else: os.environ["MPLBACKEND"] = old
+
+def notebook_html(nb_path:str|Path)->str:
+    "An executed notebook as reader-facing HTML: outputs and markdown, no code, no script from outside (figures inline)."
+    import nbformat
+    body, _ = _html_exporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
     return body
 
 def build_report(results:str|Path, # results folder of a study
@@ -117,8 +141,9 @@ def build_report(results:str|Path, # results folder of a study
     out_html.parent.mkdir(parents=True, exist_ok=True)
     executed = out_html.with_suffix(".ipynb")
     tmp = out_html.parent / f".{executed.name}.partial.ipynb"
-    pm.execute_notebook(str(template), str(tmp), parameters={"results_dir": str(results)}, progress_bar=False,
-                        cwd=str(out_html.parent))
+    with inline_figures():
+        pm.execute_notebook(str(template), str(tmp), parameters={"results_dir": str(results)}, progress_bar=False,
+                            cwd=str(out_html.parent))
     os.replace(tmp, executed)
     atomic_write_bytes(out_html, notebook_html(executed).encode())
     return out_html

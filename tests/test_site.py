@@ -1,0 +1,109 @@
+"The report site: built over real smoke runs, opened in headless Chromium (Debian's), every page, link and image checked."
+import os, re, shutil
+from pathlib import Path
+from urllib.parse import urlparse, unquote
+
+import pytest
+
+from cit_study.core import read_json
+from cit_study.report import FORGETTING_TEMPLATE
+from cit_study.site import build_site
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make browser`; Playwright never downloads its own
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists(): pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(smoke_study, tmp_path_factory):
+    "The site over the smoke study's runs, built into its own folder with the forgetting study."
+    out, _ = smoke_study
+    return build_site(out / "results", tmp_path_factory.mktemp("site"), {"forgetting": FORGETTING_TEMPLATE}, title="smoke study")
+
+
+def crawl(browser, index:Path)->tuple:
+    "Open `index` and every page it reaches; returns (problems, pages visited). A problem: a page that does not load, a link to a missing file, a link or request leaving the folder, a missing anchor, an image that did not load."
+    root, problems, seen = index.parent.resolve(), [], set()
+    ctx = browser.new_context()
+    ctx.route(re.compile(r"^(https?|wss?|ftp)://"), lambda route: route.abort())  # nothing may load from outside; never wait on a network
+    page = ctx.new_page()
+    def inside(p:Path)->bool: return p.resolve().is_relative_to(root)
+    def on_request(req):
+        u = urlparse(req.url)
+        if u.scheme == "data": return
+        if u.scheme != "file" or not inside(Path(unquote(u.path))): problems.append(f"request outside the folder: {req.url[:120]}")
+    page.on("request", on_request)
+    todo = [index.resolve()]
+    while todo:
+        p = todo.pop()
+        if p in seen: continue
+        seen.add(p); rel = p.relative_to(root)
+        try: page.goto(p.as_uri(), wait_until="load")
+        except Exception as e:
+            problems.append(f"{rel}: does not load ({str(e).splitlines()[0]})"); continue
+        for src, done, width in page.eval_on_selector_all("img", "els => els.map(e => [e.currentSrc || e.src, e.complete, e.naturalWidth])"):
+            if not done or width == 0: problems.append(f"{rel}: broken image {src[:80]}")
+        for href in page.eval_on_selector_all("a[href]", "els => els.map(e => e.getAttribute('href'))"):
+            u = urlparse(href)
+            if u.scheme or u.netloc: problems.append(f"{rel}: link leaves the folder: {href}"); continue
+            target = (p.parent / unquote(u.path)).resolve() if u.path else p
+            if not inside(target): problems.append(f"{rel}: link leaves the folder: {href}")
+            elif not target.is_file(): problems.append(f"{rel}: broken link {href}")
+            elif u.fragment and target == p and not page.evaluate("id => !!document.getElementById(id)", unquote(u.fragment)):
+                problems.append(f"{rel}: no anchor {href}")
+            elif target.suffix == ".html": todo.append(target)
+    ctx.close()
+    return problems, seen
+
+
+def test_site_in_chromium(browser, site, smoke_study, tmp_path):
+    out, _ = smoke_study
+    runs = sorted((out / "results").glob("*/run.json"))
+    problems, pages = crawl(browser, site)
+    assert problems == []
+    root = site.parent
+    assert {p.relative_to(root).as_posix() for p in pages} == {"index.html", "forgetting.html", *(f"runs/{r.parent.name}.html" for r in runs)}
+    assert read_json(root / "site.json")["studies"] == {"forgetting": None}
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.goto(site.as_uri(), wait_until="load")
+    assert page.locator("h2", has_text="claims").count() == 1
+    claims, run_table = page.locator("table").nth(1), page.locator("table").nth(2)
+    assert claims.locator("tbody tr").count() == 5 and "Forgetting persists" in claims.inner_text()
+    assert run_table.locator("tbody tr").count() == len(runs)
+    setup = page.locator("table").nth(0).inner_text()
+    assert "Split sizes per task" in setup and "torch" in setup and "Total wall time" in setup
+    shots = [tmp_path / "index.png"] + ([Path(os.environ["CIT_STUDY_SCREENSHOT"])] if os.environ.get("CIT_STUDY_SCREENSHOT") else [])
+    for s in shots:
+        s.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(s), full_page=True)
+        assert s.stat().st_size > 10_000
+    img = page.goto((root / "forgetting.html").as_uri(), wait_until="load") and page.locator("img")
+    assert img.count() >= 2  # the report's figures are inline PNGs
+    ctx.close()
+
+
+def test_broken_site_is_caught(browser, site, tmp_path):
+    "The crawl must fail on a missing page, a broken image and anything loaded from outside the folder."
+    bad = tmp_path / "bad"
+    shutil.copytree(site.parent, bad)
+    gone = sorted((bad / "runs").glob("*.html"))[0]
+    gone.unlink()
+    f = bad / "forgetting.html"
+    f.write_text(re.sub(r'src="data:image/png;base64,[^"]+"', 'src="data:image/png;base64,AAAA"', f.read_text(), count=1))
+    (bad / "index.html").write_text((bad / "index.html").read_text().replace("</body>", '<script src="https://cdn.example.org/x.js"></script></body>'))
+    problems, _ = crawl(browser, bad / "index.html")
+    assert any(f"broken link runs/{gone.name}" in p for p in problems), problems
+    assert any(p.startswith("forgetting.html: broken image") for p in problems), problems
+    assert any("request outside the folder: https://cdn.example.org/x.js" in p for p in problems), problems
