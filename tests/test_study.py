@@ -178,6 +178,28 @@ def test_committed_quick_study_shows_forgetting():
         assert all((math.isnan(got[k]) and math.isnan(want[k])) or got[k] == pytest.approx(want[k]) for k in SUMMARY_KEYS)
 
 
+@pytest.mark.skipif(not QUICK.exists(), reason="no committed quick study")
+def test_committed_quick_study_has_every_method():
+    "Every method ran on both bases of the published quick study; replay and expansion forget less than SeqFT on the BLIP-2-like base."
+    from cit_study.study import METHODS
+    default = make_config("quick").stream
+    runs = [r for r in (read_run(p) for p in QUICK.glob("*/run.json"))
+            if r["config"]["stream"] == default and not r["config"]["strategy_params"]]
+    have = {(r["config"]["base"], r["config"]["strategy"]) for r in runs}
+    missing = sorted({(b, m) for b in ("blip2", "instructblip") for m in METHODS} - have)
+    assert not missing, f"methods missing from the committed quick study: {missing}"
+    def mean(base, strategy, key):
+        return float(np.mean([r["summary"][key] for r in runs if r["config"]["base"] == base and r["config"]["strategy"] == strategy]))
+    for m in ("er", "eproj"):
+        assert mean("blip2", m, "F_T") < mean("blip2", "seqft", "F_T"), m
+    for r in runs:
+        info = r["strategy_info"]
+        if r["config"]["strategy"] in ("eproj", "ts_eproj"):
+            assert 1 <= info["experts_used"] <= len(default) and 0 <= info["routing_accuracy"] <= 1
+        if r["config"]["strategy"] not in ("seqft", "joint"):
+            assert info["extra_memory_mb"] > 0, r["run_id"]
+
+
 @pytest.mark.parametrize("sub,opt", [("run", "--resume"), ("sweep", "grid"), ("report", "--out"), ("study", "--preset"), ("bench", "--memory")])
 def test_every_subcommand_has_help(sub, opt):
     p = cli(sub, "--help")
