@@ -93,7 +93,7 @@ def _num(x)->str: return "—" if x is None or x != x else f"{x:.1f}"
 def _duration(s:float)->str: return f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.2f} h"
 
 def _table(cols:list, rows:list, raw:tuple=(), cls:dict|None=None)->str:
-    "An HTML table; cells are escaped except in the columns named in `raw`; `cls` maps a column to a function giving a cell class."
+    "An HTML table (no header row when every column name is empty); cells are escaped except in the columns named in `raw`; `cls` maps a column to a function giving a cell class."
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
     for r in rows:
@@ -103,7 +103,8 @@ def _table(cols:list, rows:list, raw:tuple=(), cls:dict|None=None)->str:
             attr = f' class="{k(v)}"' if k else ""
             tds.append(f"<td{attr}>{v if c in raw else html.escape(str(v))}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    head = f"<thead><tr>{head}</tr></thead>" if any(cols) else ""
+    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
 def setup_rows(runs:list, # finished runs
                failures:list, # failed runs' error records
