@@ -21,7 +21,7 @@ setup: $(STAMP)
 
 # The study on its embedded default (quick preset): builds both bases, runs the grid, writes reports/quick/index.html.
 study: $(STAMP)
-	$(BIN)/cit-study study --preset quick --out reports/quick
+	$(BIN)/cit-study study --preset quick --out reports/quick --workers 2
 
 smoke: $(STAMP)
 	$(BIN)/cit-study study --preset smoke --out reports/smoke

@@ -1,5 +1,5 @@
 "End-to-end paths: the smoke study through the CLI and papermill, resume, bad input, sweeps."
-import json, math
+import json, math, re
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,10 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
         assert len(r["train"]) == T
     inst = [read_run(p) for p in runs if "instructblip" in p.parent.name]
     assert all(r["n_initial"] == 2 for r in inst)  # the smoke preset's held-in tasks are evaluated as initial tasks
-    html = (out / "index.html").read_text()
-    assert "Accuracy matrices" in html and "data:image/png" in html
-    assert "load_results(" not in html  # code hidden
+    html = (out / "forgetting.html").read_text()
+    assert "Accuracy matrices" in html and re.search(r'<img[^>]+src="data:image/png;base64,', html)  # figures drawn and inlined
+    assert "load_results(" not in html and "study_runs(" not in html  # code hidden
+    assert "claims" in (out / "index.html").read_text().lower()
     study = read_json(out / "study.json")
     assert study["sweep"]["failed"] == {} and study["total_seconds"] > 0
 
