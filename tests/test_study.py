@@ -194,7 +194,7 @@ def test_committed_quick_study_has_every_method():
     for m in ("er", "eproj"):
         assert mean("blip2", m, "F_T") < mean("blip2", "seqft", "F_T"), m
     for r in runs:
-        info = r["strategy_info"]
+        info = r.get("strategy_info", {})  # runs made before strategies reported themselves have none
         if r["config"]["strategy"] in ("eproj", "ts_eproj"):
             assert 1 <= info["experts_used"] <= len(default) and 0 <= info["routing_accuracy"] <= 1
         if r["config"]["strategy"] not in ("seqft", "joint"):
