@@ -16,7 +16,7 @@ import torch
 # %% auto #0
 __all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'seed_everything', 'atomic_write_bytes',
            'atomic_write_json', 'atomic_torch_save', 'read_json', 'check_type', 'from_dict', 'versions', 'git_revision',
-           'hardware', 'default_device']
+           'hardware', 'default_device', 'adamw']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -143,3 +143,10 @@ def hardware()->dict:
 def default_device()->torch.device:
     "CUDA when available, else CPU."
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+def adamw(params:list, lr:float, weight_decay:float=0.0)->torch.optim.AdamW:
+    "AdamW with the fused kernel (one kernel over all parameters, CPU or CUDA) when every parameter allows it."
+    params = list(params)  # tensors, or param groups (dicts with "params")
+    flat = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+    fused = bool(flat) and all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in flat)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch
 from tqdm.auto import tqdm
 
-from .core import ConfigError, derive_seed, atomic_torch_save
+from .core import ConfigError, derive_seed, atomic_torch_save, adamw
 from .tasks import sample_batches
 from .metrics import task_score
 from .model import trainable_state, load_trainable_state
@@ -51,7 +51,7 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     if steps == 0 or not data: return {"steps": 0, "loss": float("nan")}
     s = derive_seed(seed, "task", i); torch.manual_seed(s)
     params = strategy.parameters()
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = adamw(params, cfg.lr)
     model.train(); total = 0.0
     bar = tqdm(sample_batches(data, cfg.bs, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
                disable=not progress, mininterval=2)
