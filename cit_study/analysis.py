@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 
 from .core import ConfigError, read_json
-from .metrics import bootstrap_ci
+from .metrics import bootstrap_ci, Interval
 from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_KEYS
 
 # %% auto #0
-__all__ = ['study_runs', 'mean_ci', 'fmt_ci', 'ci_text', 'order_name', 'axis_frame', 'pairwise_frame', 'similarity_vs_forgetting']
+__all__ = ['study_runs', 'mean_ci', 'ci_text', 'order_name', 'axis_frame', 'pairwise_frame', 'similarity_vs_forgetting']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -39,19 +39,15 @@ def mean_ci(df:pd.DataFrame, by:list, metrics:list, n_boot:int=2000)->pd.DataFra
         for m in metrics:
             v = g[m].dropna().to_numpy(float)
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(v, n_boot=n_boot) if len(v) else (math.nan,) * 3
+            row[f"{m}_n"] = len(v)
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "n", *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]])
-
-def fmt_ci(m:float, lo:float, hi:float, digits:int=1)->str:
-    "'m [lo, hi]', or 'm' when the interval is a point, or '—' for NaN."
-    if m is None or math.isnan(m): return "—"
-    if lo == hi: return f"{m:.{digits}f}"
-    return f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return pd.DataFrame(rows, columns=[*by, "n", *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi", f"{m}_n")]])
 
 def ci_text(ci:pd.DataFrame, metrics:list, digits:int=1)->pd.DataFrame:
-    "`mean_ci`'s output with each metric as 'mean [lo, hi]' text."
-    out = ci.drop(columns=[c for c in ci.columns if c.endswith(("_lo", "_hi"))]).copy()
-    for m in metrics: out[m] = [fmt_ci(a, b, c, digits) for a, b, c in zip(ci[m], ci[f"{m}_lo"], ci[f"{m}_hi"])]
+    "`mean_ci`'s output with each metric as text by `metrics.Interval.fmt`: 'mean [lo, hi]', '(1 seed, no interval)' or 'n/a'."
+    out = ci.drop(columns=[c for c in ci.columns if c.endswith(("_lo", "_hi", "_n"))]).copy()
+    for m in metrics:
+        out[m] = [Interval(a, b, c, n).fmt(digits) for a, b, c, n in zip(ci[m], ci[f"{m}_lo"], ci[f"{m}_hi"], ci[f"{m}_n"])]
     return out
 
 # %% ../nbs/11b_analysis.ipynb #f4699ef3

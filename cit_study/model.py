@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
 from transformers import (AutoTokenizer, PreTrainedTokenizerFast, OPTConfig, Blip2Config, Blip2ForConditionalGeneration,
                           InstructBlipConfig, InstructBlipForConditionalGeneration)
+from transformers.utils import logging as hf_logging
 
 from .core import ConfigError, from_dict, atomic_write_json, read_json
 
@@ -261,7 +262,10 @@ def load_lmm(path:str|Path, device=None)->LMM:
     "Load a model folder written by `LMM.save`."
     path = Path(path); meta = read_json(path / "lmm.json")
     C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
-    hf = C.from_pretrained(str(path / "model")).eval()
+    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no per-tensor bar in reports
+    try: hf = C.from_pretrained(str(path / "model")).eval()
+    finally:
+        if bars: hf_logging.enable_progress_bar()
     m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"])
     return m.to(device) if device is not None else m
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_site.ipynb #6f58ce0f
 from __future__ import annotations
-import html, json, re
+import html, json, os, re
 from collections import Counter
 from pathlib import Path
 
@@ -164,15 +164,21 @@ def index_html(title:str, # page title
                failures:list, # failed runs' error records
                default_stream:list, # the study's default stream
                studies:dict, # study name -> None (built) or its error message
-               run_pages:set # run ids that have a notebook page
+               run_pages:set, # run ids that have a notebook page
+               plan:dict|None=None # study name -> its planned run ids (`study.json`), to show how many finished
               )->str:
     "The index page: setup, claims, study reports, every run, failed runs."
     out = [f"<h1>{html.escape(title)}</h1>",
            '<p class="muted">Continual instruction tuning of BLIP-2-family models: every number below is computed from the runs in this folder.</p>',
            "<h2>Setup</h2>", _table(["", ""], setup_rows(runs, failures, default_stream)),
            "<h2>The paper's claims at this scale</h2>", _claims_html(runs, default_stream), "<h2>Study reports</h2><ul>"]
+    done, failed = {r["run_id"] for r in runs}, {f.get("run_id") for f in failures}
     for name, err in studies.items():
         link = f'<a href="{html.escape(name)}.html">{html.escape(name)}</a>'
+        if plan and name in plan:
+            ids = set(plan[name]); k, f = len(ids & done), len(ids & failed)
+            parts = [f"{k} of {len(ids)} planned runs finished"] + ([f"{f} failed"] if f else []) + ([f"{len(ids) - k - f} not run"] if len(ids) - k - f else [])
+            link += f' <span class="{"muted" if k == len(ids) else "failed"}">({", ".join(parts)})</span>'
         out.append(f"<li>{link}</li>" if err is None else f'<li>{link} <span class="failed">failed: {html.escape(err)}</span></li>')
     out.append("</ul>" if studies else "<li>none</li></ul>")
     rows = []
@@ -218,7 +224,10 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
             status[name] = _error_text(e)
             body = f"{_nav('index.html', title)}<h1>{html.escape(name)}: the report failed</h1><pre>{html.escape(status[name])}</pre>"
             atomic_write_bytes(out / f"{name}.html", _page(f"{name} (failed)", body).encode())
-    atomic_write_json(out / "site.json", {"title": title, "results": str(results), "default_stream": default_stream, "studies": status,
-                                          "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures)})
-    atomic_write_bytes(out / "index.html", index_html(title, runs, failures, default_stream, status, pages).encode())
+    sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
+    plan = (read_json(sj).get("studies") or None) if sj.exists() else None
+    atomic_write_json(out / "site.json", {"title": title, "results": os.path.relpath(results, out.resolve()), "default_stream": default_stream,
+                                          "studies": status, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
+                                          "planned": {k: len(v) for k, v in (plan or {}).items()}})
+    atomic_write_bytes(out / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan).encode())
     return out / "index.html"
