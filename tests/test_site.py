@@ -6,8 +6,7 @@ from urllib.parse import urlparse, unquote
 import pytest
 
 from cit_study.core import read_json
-from cit_study.report import FORGETTING_TEMPLATE
-from cit_study.site import build_site
+from cit_study.site import build_site, default_studies
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make browser`; Playwright never downloads its own
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -26,9 +25,10 @@ def browser():
 
 @pytest.fixture(scope="module")
 def site(smoke_study, tmp_path_factory):
-    "The site over the smoke study's runs, built into its own folder with the forgetting study."
+    "The site over the smoke study's runs, built into its own folder with every study report (the smoke preset runs only the forgetting study, so the others must say they have no runs rather than fail)."
     out, _ = smoke_study
-    return build_site(out / "results", tmp_path_factory.mktemp("site"), {"forgetting": FORGETTING_TEMPLATE}, title="smoke study")
+    site_dir = tmp_path_factory.mktemp("site")
+    return build_site(out / "results", site_dir, default_studies(), title="smoke study")
 
 
 def crawl(browser, index:Path)->tuple:
@@ -72,8 +72,11 @@ def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     problems, pages = crawl(browser, site)
     assert problems == []
     root = site.parent
-    assert {p.relative_to(root).as_posix() for p in pages} == {"index.html", "forgetting.html", *(f"runs/{r.parent.name}.html" for r in runs)}
-    assert read_json(root / "site.json")["studies"] == {"forgetting": None}
+    studies = sorted(default_studies())
+    assert set(studies) >= {"forgetting", "thresholds", "encoders", "order", "pairwise"}
+    assert {p.relative_to(root).as_posix() for p in pages} == {"index.html", *(f"{s}.html" for s in studies), *(f"runs/{r.parent.name}.html" for r in runs)}
+    assert read_json(root / "site.json")["studies"] == {s: None for s in studies}  # every report built, none failed
+    assert read_json(root / "site.json")["planned"] == {"forgetting": len(runs)}  # the smoke study.json's plan
 
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
@@ -84,6 +87,7 @@ def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     assert run_table.locator("tbody tr").count() == len(runs)
     setup = page.locator("table").nth(0).inner_text()
     assert "Split sizes per task" in setup and "torch" in setup and "Total wall time" in setup
+    assert f"({len(runs)} of {len(runs)} planned runs finished)" in page.inner_text("body")
     shots = [tmp_path / "index.png"] + ([Path(os.environ["CIT_STUDY_SCREENSHOT"])] if os.environ.get("CIT_STUDY_SCREENSHOT") else [])
     for s in shots:
         s.parent.mkdir(parents=True, exist_ok=True)
