@@ -4,23 +4,26 @@
 
 # %% ../nbs/05_bases.ipynb #1e5e663c
 from __future__ import annotations
-import functools, time
+import functools, math, time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import OPTForCausalLM
 
-from .core import ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, read_json, to_jsonable
+from .core import (ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, read_json,
+                            to_jsonable)
 from .tasks import Sample, sample_batches
 from .synthetic import WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES
-from .model import (ModelConfig, KINDS, LMM, build_hf_model, train_tokenizer, load_tokenizer, load_lmm)
+from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
-__all__ = ['RECIPE_VERSION', 'BaseConfig', 'stage_keys', 'fit', 'build_llm', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip',
-           'build_instructblip', 'base_path', 'get_base', 'initial_tasks']
+__all__ = ['RECIPE_VERSION', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss', 'build_llm', 'image_text_pairs', 'contrastive_loss',
+           'ContrastiveHeads', 'build_vision', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip',
+           'base_path', 'get_base', 'initial_tasks']
 
 # %% ../nbs/05_bases.ipynb #6bca254f
 @dataclass
@@ -32,11 +35,16 @@ class BaseConfig:
     corpus_per_task: int = 300  # samples per task in the world's text corpus
     llm_steps: int = 1500       # LLM pretraining steps
     llm_lr: float = 3e-3        # LLM pretraining learning rate
+    vision_samples: int = 4000  # image-caption pairs for contrastive vision pretraining
+    vision_steps: int = 1500    # contrastive vision pretraining steps (0: the vision encoder starts random)
+    vision_bs: int = 64         # contrastive batch size (the number of negatives plus one)
     vl_samples: int = 2000      # image-caption pairs for vision-language pretraining
     vl_steps: int = 800         # vision-language pretraining steps
+    vl_train_vision: bool = False  # vision-language pretraining also trains the vision encoder
+    vl_train_llm: bool = True   # vision-language pretraining also trains the LLM, its text loss kept beside the caption loss
     it_steps: int = 600         # multi-task instruction tuning steps
-    lr: float = 1e-3            # learning rate of the vision-language and instruction stages
-    bs: int = 32                # batch size of every stage
+    lr: float = 1e-3            # learning rate of the vision, vision-language and instruction stages
+    bs: int = 32                # batch size of the LLM, vision-language and instruction stages
     seed: int = 0               # seed of the base-building stages
 
     def __post_init__(self):
@@ -44,8 +52,10 @@ class BaseConfig:
         if isinstance(self.world, dict): self.world = WorldConfig(**self.world)
         bad = [t for t in self.held_in if t not in TASK_NAMES]
         if bad: raise ConfigError(f"BaseConfig.held_in: unknown task(s) {bad}; known: {TASK_NAMES}")
-        for k in ("corpus_per_task", "llm_steps", "vl_samples", "vl_steps", "it_steps", "bs"):
+        for k in ("corpus_per_task", "llm_steps", "vision_samples", "vision_steps", "vl_samples", "vl_steps", "it_steps"):
             if getattr(self, k) < 0: raise ConfigError(f"BaseConfig.{k}: must be >= 0, got {getattr(self, k)}")
+        for k in ("bs", "vision_bs"):
+            if getattr(self, k) < 2: raise ConfigError(f"BaseConfig.{k}: must be >= 2, got {getattr(self, k)}")
 
 # %% ../nbs/05_bases.ipynb #3086f53c
 @functools.lru_cache(maxsize=None)
@@ -54,13 +64,16 @@ def _corpus_hash(n:int)->str: return config_hash(world_corpus(n))  # generating 
 RECIPE_VERSION = 2  # bump when the building code changes what a base is (e.g. the loss's reduction)
 
 def stage_keys(cfg:BaseConfig)->dict:
-    "Cache keys of the tokenizer, LLM, BLIP-2-like and InstructBLIP-like stages."
+    "Cache keys of the tokenizer, LLM, vision encoder, BLIP-2-like and InstructBLIP-like stages."
     tok = config_hash({"corpus": _corpus_hash(cfg.corpus_per_task)})  # changes whenever the world's text does
     llm = config_hash({"tok": tok, "model": cfg.model, "llm_steps": cfg.llm_steps, "llm_lr": cfg.llm_lr, "bs": cfg.bs, "seed": cfg.seed,
                        "recipe": RECIPE_VERSION})
-    blip2 = config_hash({"llm": llm, "image_size": cfg.world.image_size, "vl": [cfg.vl_samples, cfg.vl_steps, cfg.lr]})
+    vision = config_hash({"tok": tok, "model": cfg.model, "image_size": cfg.world.image_size, "seed": cfg.seed,
+                          "vision": [cfg.vision_samples, cfg.vision_steps, cfg.vision_bs, cfg.lr]})
+    blip2 = config_hash({"llm": llm, "image_size": cfg.world.image_size, "vl": [cfg.vl_samples, cfg.vl_steps, cfg.lr],
+                         "vision": vision if cfg.vision_steps else None, "train": [cfg.vl_train_vision, cfg.vl_train_llm]})
     instruct = config_hash({"blip2": blip2, "world": cfg.world, "held_in": cfg.held_in, "it": [cfg.it_steps, cfg.lr]})
-    return {"tokenizer": tok, "llm": llm, "blip2": blip2, "instructblip": instruct}
+    return {"tokenizer": tok, "llm": llm, "vision": vision, "blip2": blip2, "instructblip": instruct}
 
 # %% ../nbs/05_bases.ipynb #4be1a011
 def fit(loss_fn, # batch -> scalar loss
@@ -80,6 +93,13 @@ def _llm_config(cfg:BaseConfig, tok):
     from cit_study.model import hf_config
     return hf_config("blip2", cfg.model, tok).text_config
 
+def lm_loss(llm, tok, texts:list, max_length:int)->torch.Tensor:
+    "Causal LM loss of `llm` on `texts` (each wrapped in BOS ... EOS)."
+    enc = tok([tok.bos_token + t + tok.eos_token for t in texts], add_special_tokens=False, padding=True,
+              truncation=True, max_length=max_length, return_tensors="pt")
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    return llm(**{k: v.to(llm.device) for k, v in enc.items()}, labels=labels.to(llm.device)).loss
+
 def build_llm(cfg:BaseConfig, root:Path):
     "Train the tokenizer and pretrain the LLM on the world's text; cached."
     keys = stage_keys(cfg)
@@ -92,40 +112,89 @@ def build_llm(cfg:BaseConfig, root:Path):
             t0 = time.time(); torch.manual_seed(cfg.seed)
             llm = OPTForCausalLM(_llm_config(cfg, tok))
             texts = world_corpus(cfg.corpus_per_task)  # built only when the LLM is (re)trained
-            def loss_fn(batch):
-                enc = tok([tok.bos_token + t + tok.eos_token for t in batch], add_special_tokens=False, padding=True,
-                          truncation=True, max_length=cfg.model.max_positions, return_tensors="pt")
-                labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-                return llm(**enc, labels=labels).loss
-            losses = fit(loss_fn, list(llm.parameters()), texts, cfg.llm_steps, cfg.bs, cfg.llm_lr, cfg.seed, "LLM pretraining")
+            losses = fit(lambda b: lm_loss(llm, tok, b, cfg.model.max_positions), list(llm.parameters()), texts, cfg.llm_steps,
+                         cfg.bs, cfg.llm_lr, cfg.seed, "LLM pretraining")
             llm.save_pretrained(str(ldir))
             atomic_write_json(ldir / "done.json", {"seconds": time.time() - t0, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:]))})
     return tok, OPTForCausalLM.from_pretrained(str(ldir)).eval()
 
-# %% ../nbs/05_bases.ipynb #58523e11
-def vl_pairs(cfg:BaseConfig)->list:
-    "Image-caption pairs for vision-language pretraining: captions of the world with an empty instruction."
-    per = cfg.vl_samples // 2
+# %% ../nbs/05_bases.ipynb #42643911
+def image_text_pairs(cfg:BaseConfig, n:int, tag:str)->list:
+    "`n` image-caption pairs of the world (half from `caption`, half from `textcap`) with an empty instruction."
     out = []
     for task in ("caption", "textcap"):
-        for s in make_samples(task, per, derive_seed(cfg.seed, "vlp", task), cfg.world.image_size):
-            out.append(Sample(f"vlp-{s.id}", "vlp", s.image, "", s.output))
+        for s in make_samples(task, n // 2, derive_seed(cfg.seed, tag, task), cfg.world.image_size):
+            out.append(Sample(f"{tag}-{s.id}", tag, s.image, "", s.output))
     return out
 
+def contrastive_loss(img:torch.Tensor, txt:torch.Tensor, logit_scale:torch.Tensor)->torch.Tensor:
+    "CLIP's symmetric InfoNCE: row i of `img` matches row i of `txt`; every other row of the batch is a negative."
+    logits = logit_scale.exp().clamp(max=100) * F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T
+    y = torch.arange(len(img), device=img.device)
+    return (F.cross_entropy(logits, y) + F.cross_entropy(logits.T, y)) / 2
+
+class ContrastiveHeads(torch.nn.Module):
+    "What contrastive pretraining puts around the ViT and discards afterwards: a bag-of-words text encoder, two projections, a temperature."
+    def __init__(self, vocab:int, dim:int):
+        super().__init__()
+        self.text = torch.nn.EmbeddingBag(vocab, dim, mode="mean")
+        self.text_proj, self.image_proj = torch.nn.Linear(dim, dim), torch.nn.Linear(dim, dim)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def encode_text(self, tok, texts:list)->torch.Tensor:
+        ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        offsets = torch.tensor([0] + [len(i) for i in ids[:-1]]).cumsum(0)
+        return self.text_proj(self.text(torch.tensor([x for i in ids for x in i], dtype=torch.long), offsets))
+
+    def encode_image(self, vision, images:list)->torch.Tensor:
+        return self.image_proj(vision(pixel_values=to_pixels(images)).last_hidden_state[:, 1:].mean(1))
+
+def build_vision(cfg:BaseConfig, root:Path, tok)->Path:
+    "Contrastively pretrain the ViT on the world's image-caption pairs; cached. Returns the file of its state dict."
+    d = root / "vision" / stage_keys(cfg)["vision"]
+    with FileLock(str(root / "vision.lock")):
+        if (d / "done.json").exists(): return d / "vision.pt"
+        t0 = time.time()
+        vision = build_hf_model("blip2", cfg.model, tok, seed=cfg.seed).vision_model.train()
+        heads = ContrastiveHeads(len(tok), cfg.model.vision_hidden)
+        def loss_fn(batch):
+            return contrastive_loss(heads.encode_image(vision, [s.image for s in batch]),
+                                    heads.encode_text(tok, [s.output for s in batch]), heads.logit_scale)
+        losses = fit(loss_fn, list(vision.parameters()) + list(heads.parameters()), image_text_pairs(cfg, cfg.vision_samples, "vision"),
+                     cfg.vision_steps, cfg.vision_bs, cfg.lr, derive_seed(cfg.seed, "vision"), "vision pretraining")
+        atomic_torch_save(vision.state_dict(), d / "vision.pt")
+        atomic_write_json(d / "done.json", {"seconds": time.time() - t0, "first_loss": losses[0] if losses else None,
+                                            "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:]))})
+    return d / "vision.pt"
+
+# %% ../nbs/05_bases.ipynb #965d03fa
+def vl_pairs(cfg:BaseConfig)->list:
+    "Image-caption pairs for vision-language pretraining."
+    return image_text_pairs(cfg, cfg.vl_samples, "vlp")
+
 def build_blip2(cfg:BaseConfig, root:Path)->Path:
-    "The BLIP-2-like base: pretrained LLM + vision-language pretraining; cached."
+    "The BLIP-2-like base: pretrained LLM and ViT, then vision-language pretraining; cached."
     d = root / "blip2" / stage_keys(cfg)["blip2"]
     with FileLock(str(root / "blip2.lock")):
         if (d / "done.json").exists(): return d
         tok, llm = build_llm(cfg, root)
+        vision = build_vision(cfg, root, tok) if cfg.vision_steps else None
         t0 = time.time()
         m = LMM(build_hf_model("blip2", cfg.model, tok, seed=cfg.seed), tok, "blip2")
         m.hf.language_model.load_state_dict(llm.state_dict())
-        m.train_vision = True
-        params = list(m.trainable().values()) + list(m.hf.vision_model.parameters())
-        for p in m.hf.vision_model.parameters(): p.requires_grad_(True)
-        losses = fit(lambda b: m.loss(m.make_batch(b)), params, vl_pairs(cfg), cfg.vl_steps, cfg.bs, cfg.lr,
-                     derive_seed(cfg.seed, "vl"), "vision-language pretraining")
+        if vision is not None: m.hf.vision_model.load_state_dict(torch.load(vision, weights_only=True))
+        params = list(m.trainable().values())
+        for on, part in ((cfg.vl_train_vision, m.hf.vision_model), (cfg.vl_train_llm, m.hf.language_model)):
+            if on:
+                for p in part.parameters(): p.requires_grad_(True)
+                params += list(part.parameters())
+        m.train_vision = cfg.vl_train_vision
+        texts = iter(sample_batches(world_corpus(cfg.corpus_per_task), cfg.bs, cfg.vl_steps, derive_seed(cfg.seed, "vl-text")))
+        def loss_fn(batch):
+            loss = m.loss(m.make_batch(batch))
+            if cfg.vl_train_llm: loss = loss + lm_loss(m.hf.language_model, tok, next(texts), cfg.model.max_positions)
+            return loss
+        losses = fit(loss_fn, params, vl_pairs(cfg), cfg.vl_steps, cfg.bs, cfg.lr, derive_seed(cfg.seed, "vl"), "vision-language pretraining")
         m.train_vision = False; m.freeze_frozen()
         m.save(d)
         atomic_write_json(d / "done.json", {"seconds": time.time() - t0, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:]))})

@@ -65,7 +65,8 @@ METHODS = ["seqft", "joint", "ewc", "ewc_online", "mas", "si", "lora", "c_lora",
 
 _QUICK_SIZES = dict(
     bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
-               corpus_per_task=300, llm_steps=1500, vl_samples=2000, vl_steps=800, it_steps=600, bs=32),
+               corpus_per_task=300, llm_steps=1500, vision_samples=4000, vision_steps=1500, vision_bs=64, vl_samples=2000, vl_steps=800,
+               it_steps=600, bs=32),
     train=dict(steps_per_task=400, bs=16, eval_bs=64),
     stream=["classify", "count", "gqa", "ground"])
 
@@ -74,7 +75,8 @@ IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["m
 PRESETS = {
     "smoke": dict(
         bases=dict(model=dict(llm_layers=2, llm_ffn=256), world=dict(n_train=64, n_val=8, n_test=16),
-                   held_in=["caption", "vqa"], corpus_per_task=60, llm_steps=150, vl_samples=256, vl_steps=60,
+                   held_in=["caption", "vqa"], corpus_per_task=60, llm_steps=150, vision_samples=512, vision_steps=80, vision_bs=32,
+                   vl_samples=256, vl_steps=60,
                    it_steps=40, bs=16),
         train=dict(steps_per_task=20, bs=16, eval_bs=64),
         stream=["classify", "count", "gqa"],
