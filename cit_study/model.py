@@ -114,7 +114,7 @@ class LMM(torch.nn.Module):
         super().__init__()
         self.hf, self.tokenizer, self.kind, self.max_len = hf, tokenizer, kind, max_len
         self.feature_cache = {}   # sample id -> frozen vision output (the vision encoder never trains in the stream)
-        self.train_vision = False # only vision-language pretraining trains the vision encoder
+        self.train_vision = False # only base building may train the vision encoder
         self.projection = hf.language_projection
         self.freeze_frozen()
 
