@@ -90,7 +90,7 @@ PRESETS = {
         order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "er", "eproj", "tir_ewc", "ts_eproj"], seed=[0, 1]),
                    orders=["default", "reverse", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
-    "full": dict(**_QUICK_SIZES, studies=dict(
+    "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]),
                         tau=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]),
