@@ -175,8 +175,8 @@ LMM.make_batch = make_batch
 
 # %% ../nbs/04_model.ipynb #2c29e30e
 def query_features(self:LMM, batch:dict, projection=None)->torch.Tensor:
-    "Projected Q-Former query outputs (B, num_query_tokens, llm_hidden) for a batch."
-    img = self.image_embeds(batch["samples"]).to(self.device)
+    "Projected Q-Former query outputs (B, num_query_tokens, llm_hidden) for a batch (its `image_embeds` when given)."
+    img = (batch["image_embeds"] if "image_embeds" in batch else self.image_embeds(batch["samples"])).to(self.device)
     B, nq = img.shape[0], self.hf.query_tokens.shape[1]
     query = self.hf.query_tokens.expand(B, -1, -1)
     img_mask = torch.ones(img.shape[:-1], dtype=torch.long, device=self.device)

@@ -63,24 +63,78 @@ def _samples(task, n:int, seed:int)->list:
     idx = np.random.default_rng(seed).permutation(len(task.train))[:n]
     return [task.train[i] for i in sorted(idx)]
 
+def _measure(model, batch:dict, kind:str)->torch.Tensor:
+    "The quantity whose gradient is importance, over a batch: the task loss (fisher) or the answer logits' squared norm (mas)."
+    if kind == "fisher": return model.loss(batch)
+    if kind == "mas":
+        lg = answer_logits(batch, model.loss(batch, return_logits=True)[1])[0]
+        return (lg.float() ** 2).sum(-1).mean()
+    raise ConfigError(f"importance kind {kind!r}: expected 'fisher' or 'mas'")
+
+def _measure_one(model, batch:dict, kind:str)->torch.Tensor:
+    "`_measure` of a batch of one sample, without data-dependent shapes (so `torch.func.vmap` can map it)."
+    if kind == "fisher": return model.loss(batch)
+    logits = model.loss(batch, return_logits=True)[1]
+    labels = batch["labels"]; L = labels.shape[1]; nq = logits.shape[1] - L
+    m = (labels != -100).to(logits.dtype)
+    sq = (logits[:, nq - 1: nq - 1 + L].float() ** 2).sum(-1)
+    return (sq * m).sum() / m.sum().clamp(min=1)
+
+class _One(torch.nn.Module):
+    "`_measure_one` as a module, for `torch.func.functional_call`."
+    def __init__(self, model, kind): super().__init__(); self.model, self.kind = model, kind
+    def forward(self, batch): return _measure_one(self.model, batch, self.kind)
+
+def _per_sample(model, samples:list, params:dict, kind:str, chunk:int):
+    "Yield (sample indices, their gradients of `_measure`, name -> (n, *shape)), vectorised with `torch.func.vmap`."
+    from torch.func import functional_call, grad, vmap
+    dev = next(iter(params.values())).device
+    singles = [{k: v.to(dev) for k, v in model.make_batch([s]).items() if torch.is_tensor(v)} for s in samples]
+    if hasattr(model, "image_embeds"):
+        for b, e in zip(singles, model.image_embeds(samples)): b["image_embeds"] = e[None].to(dev)
+    # samples whose tensors have the same shapes need no padding, so their attention masks are all ones and
+    # shared; mapping only the data keeps `transformers`' mask code free of data-dependent branches under vmap
+    groups = {}
+    for i, b in enumerate(singles): groups.setdefault(tuple((k, tuple(v.shape)) for k, v in b.items()), []).append(i)
+    names = {id(p): n for n, p in model.named_parameters()}
+    mod = {n: "model." + names[id(p)] for n, p in params.items()}
+    wrapper, theta = _One(model, kind), {n: p.detach() for n, p in params.items()}
+    def one(theta, shared, data):
+        # tie_weights=False: the projection is one module under two names (`projection`, `hf.language_projection`),
+        # and swapping it under both would not restore the original parameter
+        return functional_call(wrapper, {mod[n]: t for n, t in theta.items()}, ({**shared, **{k: v[None] for k, v in data.items()}},),
+                               tie_weights=False)
+    per = vmap(grad(one), in_dims=(None, None, 0))
+    for idx in groups.values():
+        for j in range(0, len(idx), chunk):
+            part = idx[j:j+chunk]
+            shared = {k: v for k, v in singles[part[0]].items() if k.endswith("attention_mask")}
+            data = {k: torch.cat([singles[i][k] for i in part]) for k in singles[part[0]] if k not in shared}
+            yield part, per(theta, shared, data)
+
 def importance(model, samples:list, kind:str="fisher", # 'fisher' (EWC) or 'mas'
-               bs:int=1)->dict:
+               bs:int=1, # batch size; 1 is the exact per-sample definition, larger batches square batch gradients
+               chunk:int=32 # with bs=1, samples per vectorised pass (memory grows with chunk x trainable parameters; 0: a loop)
+              )->dict:
     "Per-parameter importance (name -> tensor) of `model.trainable()` on `samples`."
+    if kind not in ("fisher", "mas"): raise ConfigError(f"importance kind {kind!r}: expected 'fisher' or 'mas'")
     params = {n: p for n, p in model.trainable().items() if p.requires_grad}
     out = {n: torch.zeros_like(p) for n, p in params.items()}
+    f = (lambda g: g.pow(2)) if kind == "fisher" else (lambda g: g.abs())
     was = model.training; model.eval()
-    for i in range(0, len(samples), bs):
-        batch = model.make_batch(samples[i:i+bs])
-        if kind == "fisher": y = model.loss(batch)
-        elif kind == "mas":
-            lg = answer_logits(batch, model.loss(batch, return_logits=True)[1])[0]
-            y = (lg.float() ** 2).sum(-1).mean()
-        else: raise ConfigError(f"importance kind {kind!r}: expected 'fisher' or 'mas'")
-        grads = torch.autograd.grad(y, list(params.values()), allow_unused=True)
-        w = len(samples[i:i+bs]) / len(samples)
-        for (n, g) in zip(params, grads):
-            if g is not None: out[n].add_(g.pow(2) if kind == "fisher" else g.abs(), alpha=w)
-    model.train(was)
+    try:
+        if bs == 1 and chunk > 0:
+            for _, gs in _per_sample(model, samples, params, kind, chunk):
+                for n in params: out[n].add_(f(gs[n]).sum(0), alpha=1 / len(samples))
+            moved = [n for n, p in model.trainable().items() if n in params and p is not params[n]]
+            if moved: raise RuntimeError(f"importance: parameters {moved[:3]} were replaced during the per-sample pass")
+        else:
+            for i in range(0, len(samples), bs):
+                grads = torch.autograd.grad(_measure(model, model.make_batch(samples[i:i+bs]), kind), list(params.values()), allow_unused=True)
+                w = len(samples[i:i+bs]) / len(samples)
+                for (n, g) in zip(params, grads):
+                    if g is not None: out[n].add_(f(g), alpha=w)
+    finally: model.train(was)
     return out
 
 # %% ../nbs/08a_regularisation.ipynb #56447e6a
@@ -90,11 +144,13 @@ class RegConfig:
     lam: float = 5.0e3       # penalty strength lambda
     samples: int = 256       # training samples per task used to measure importance
     bs: int = 1              # batch size when measuring importance (1: exact per-sample definition)
+    chunk: int = 32          # with bs=1, samples per vectorised per-sample-gradient pass (0: one backward per sample)
 
     def __post_init__(self):
         if self.lam < 0: raise ConfigError(f"lam: must be >= 0, got {self.lam}")
         if self.samples < 1: raise ConfigError(f"samples: must be >= 1, got {self.samples}")
         if self.bs < 1: raise ConfigError(f"bs: must be >= 1, got {self.bs}")
+        if self.chunk < 0: raise ConfigError(f"chunk: must be >= 0, got {self.chunk}")
 
 class Regulariser(Strategy):
     "An importance-weighted quadratic penalty towards earlier solutions."
@@ -113,7 +169,7 @@ class Regulariser(Strategy):
     def task_importance(self, i:int, task)->dict:
         "Importance of task `task` (stream index `i`, 0 for initial tasks) at the current parameters."
         return importance(self.model, _samples(task, self.cfg.samples, derive_seed(self.ctx.seed, "importance", task.name)),
-                          self.kind, self.cfg.bs)
+                          self.kind, self.cfg.bs, self.cfg.chunk)
 
     def merge(self, omega:dict, task:str):
         "Add one task's importance, anchored at the current parameters."
