@@ -67,7 +67,7 @@ _QUICK_SIZES = dict(
     bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
                corpus_per_task=300, llm_steps=1500, vision_samples=4000, vision_steps=1500, vision_bs=64, vl_samples=2000, vl_steps=800,
                it_steps=600, bs=32),
-    train=dict(steps_per_task=100, bs=16, eval_bs=64),
+    train=dict(steps_per_task=50, bs=16, eval_bs=64),
     stream=["classify", "count", "gqa", "ground"])
 
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
