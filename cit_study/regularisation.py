@@ -2,6 +2,7 @@
 
 # %% ../nbs/08a_regularisation.ipynb #6a446422
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +111,10 @@ def _per_sample(model, samples:list, params:dict, kind:str, chunk:int):
             part = idx[j:j+chunk]
             shared = {k: v for k, v in singles[part[0]].items() if k.endswith("attention_mask")}
             data = {k: torch.cat([singles[i][k] for i in part]) for k in singles[part[0]] if k not in shared}
-            yield part, per(theta, shared, data)
+            with warnings.catch_warnings():  # sdpa's CPU backward has no batching rule yet: vmap loops it, and says so
+                warnings.filterwarnings("ignore", message="There is a performance drop")
+                g = per(theta, shared, data)
+            yield part, g
 
 def importance(model, samples:list, kind:str="fisher", # 'fisher' (EWC) or 'mas'
                bs:int=1, # batch size; 1 is the exact per-sample definition, larger batches square batch gradients
