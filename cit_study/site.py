@@ -121,9 +121,10 @@ def _table(cols:list, rows:list, raw:tuple=(), cls:dict|None=None)->str:
 
 def setup_rows(runs:list, # finished runs
                failures:list, # failed runs' error records
-               default_stream:list # the study's default stream
+               default_stream:list, # the study's default stream
+               timing:dict|None=None # `study.json` of `run_study` (bases_seconds, runs_seconds, workers), when there is one
               )->list:
-    "(label, text) rows describing how the runs were made, read from their run.json."
+    "(label, text) rows describing how the runs were made, read from their run.json (and the study's timing)."
     if not runs: return [("Runs", f"none finished, {len(failures)} failed")]
     cfg = [r["config"] for r in runs]
     rows = [("Runs", f"{len(runs)} finished, {len(failures)} failed")]
@@ -145,8 +146,11 @@ def setup_rows(runs:list, # finished runs
     pkgs = _distinct(k for r in runs for k in r.get("versions", {}))
     rows.append(("Package versions", "; ".join(f"{k} {_one_or_many(r.get('versions', {}).get(k) for r in runs)}" for k in pkgs) or "n/a"))
     rows += [("Hardware", _one_or_many(r.get("hardware") for r in runs)), ("Git revision", _one_or_many(r.get("git") for r in runs)),
-             ("Total wall time of the runs", _duration(sum(r.get("wall_seconds", 0) for r in runs))),
+             ("Runs' own wall times, summed", _duration(sum(r.get("wall_seconds", 0) for r in runs))),
              ("Runs made", f"{min(r.get('started', '?') for r in runs)} to {max(r.get('finished', '?') for r in runs)}")]
+    if timing and "runs_seconds" in timing:
+        rows.append(("Study wall time", f"bases {_duration(timing.get('bases_seconds', 0))} (near zero when cached), runs "
+                     f"{_duration(timing['runs_seconds'])} with {timing.get('workers', 1)} at once; encoder similarities and this site are built after"))
     return rows
 
 # %% ../nbs/14_site.ipynb #a4f9e3d2
@@ -165,12 +169,13 @@ def index_html(title:str, # page title
                default_stream:list, # the study's default stream
                studies:dict, # study name -> None (built) or its error message
                run_pages:set, # run ids that have a notebook page
-               plan:dict|None=None # study name -> its planned run ids (`study.json`), to show how many finished
+               plan:dict|None=None, # study name -> its planned run ids (`study.json`), to show how many finished
+               timing:dict|None=None # `study.json`'s timing, for the setup table
               )->str:
     "The index page: setup, claims, study reports, every run, failed runs."
     out = [f"<h1>{html.escape(title)}</h1>",
            '<p class="muted">Continual instruction tuning of BLIP-2-family models: every number below is computed from the runs in this folder.</p>',
-           "<h2>Setup</h2>", _table(["", ""], setup_rows(runs, failures, default_stream)),
+           "<h2>Setup</h2>", _table(["", ""], setup_rows(runs, failures, default_stream, timing)),
            "<h2>The paper's claims at this scale</h2>", _claims_html(runs, default_stream), "<h2>Study reports</h2><ul>"]
     done, failed = {r["run_id"] for r in runs}, {f.get("run_id") for f in failures}
     for name, err in studies.items():
@@ -225,9 +230,10 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
             body = f"{_nav('index.html', title)}<h1>{html.escape(name)}: the report failed</h1><pre>{html.escape(status[name])}</pre>"
             atomic_write_bytes(out / f"{name}.html", _page(f"{name} (failed)", body).encode())
     sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
-    plan = (read_json(sj).get("studies") or None) if sj.exists() else None
+    sjd = read_json(sj) if sj.exists() else {}
+    plan = sjd.get("studies") or None
     atomic_write_json(out / "site.json", {"title": title, "results": os.path.relpath(results, out.resolve()), "default_stream": default_stream,
                                           "studies": status, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
                                           "planned": {k: len(v) for k, v in (plan or {}).items()}})
-    atomic_write_bytes(out / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan).encode())
+    atomic_write_bytes(out / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd).encode())
     return out / "index.html"

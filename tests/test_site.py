@@ -86,7 +86,8 @@ def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     assert claims.locator("tbody tr").count() == 5 and "Forgetting persists" in claims.inner_text()
     assert run_table.locator("tbody tr").count() == len(runs)
     setup = page.locator("table").nth(0).inner_text()
-    assert "Split sizes per task" in setup and "torch" in setup and "Total wall time" in setup
+    assert "Split sizes per task" in setup and "torch" in setup and "Runs' own wall times" in setup
+    assert "Study wall time" in setup and "with 1 at once" in setup  # the smoke study's timing, from its study.json
     assert f"({len(runs)} of {len(runs)} planned runs finished)" in page.inner_text("body")
     shots = [tmp_path / "index.png"] + ([Path(os.environ["CIT_STUDY_SCREENSHOT"])] if os.environ.get("CIT_STUDY_SCREENSHOT") else [])
     for s in shots:
