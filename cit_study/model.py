@@ -12,16 +12,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
-from transformers import (AutoTokenizer, PreTrainedTokenizerFast, OPTConfig, Blip2Config, Blip2ForConditionalGeneration,
-                          InstructBlipConfig, InstructBlipForConditionalGeneration)
+from transformers import (AutoTokenizer, AutoProcessor, AutoImageProcessor, PreTrainedTokenizerFast, OPTConfig, T5Config,
+                          Blip2Config, Blip2ForConditionalGeneration, InstructBlipConfig, InstructBlipForConditionalGeneration)
 from transformers.utils import logging as hf_logging
 
 from .core import ConfigError, from_dict, atomic_write_json, read_json
 
 # %% auto #0
-__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'train_tokenizer', 'load_tokenizer', 'detokenize', 'ModelConfig', 'hf_config',
-           'build_hf_model', 'to_pixels', 'LMM', 'image_embeds', 'make_batch', 'query_features', 'lmm_loss',
-           'answer_logits', 'lmm_generate', 'save_lmm', 'load_lmm', 'trainable_state', 'load_trainable_state']
+__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer', 'detokenize',
+           'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'LMM', 'pixels', 'image_embeds', 'make_batch',
+           'query_features', 'lmm_loss', 'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm', 'load_lmm',
+           'load_checkpoint', 'trainable_state', 'load_trainable_state']
 
 # %% ../nbs/04_model.ipynb #f3262b35
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -75,10 +76,15 @@ class ModelConfig:
             if isinstance(v, (int, float)) and k != "dropout" and v <= 0: raise ConfigError(f"ModelConfig.{k}: must be positive, got {v}")
         if self.image_size % self.patch_size: raise ConfigError("ModelConfig.image_size: must be a multiple of patch_size")
 
+LLMS = ("opt", "t5")  # decoder-only (OPT, as BLIP-2 OPT) or encoder-decoder (T5, as BLIP-2 / InstructBLIP Flan-T5)
+
 def hf_config(kind:str, # 'blip2' or 'instructblip'
-              cfg:ModelConfig, tokenizer):
+              cfg:ModelConfig, tokenizer,
+              llm:str="opt" # the LLM's architecture: 'opt' or 't5'
+             ):
     "The `transformers` config of a tiny model of `kind`."
     if kind not in KINDS: raise ConfigError(f"model kind {kind!r}: expected one of {KINDS}")
+    if llm not in LLMS: raise ConfigError(f"llm {llm!r}: expected one of {LLMS}")
     V = len(tokenizer)
     vc = dict(hidden_size=cfg.vision_hidden, intermediate_size=4*cfg.vision_hidden, num_hidden_layers=cfg.vision_layers,
               num_attention_heads=cfg.heads, image_size=cfg.image_size, patch_size=cfg.patch_size, initializer_range=0.02,
@@ -87,19 +93,24 @@ def hf_config(kind:str, # 'blip2' or 'instructblip'
               num_attention_heads=cfg.heads, vocab_size=V, encoder_hidden_size=cfg.vision_hidden,
               initializer_range=cfg.qformer_init_range, hidden_dropout_prob=cfg.dropout,
               attention_probs_dropout_prob=cfg.dropout, pad_token_id=tokenizer.pad_token_id)
-    tc = OPTConfig(vocab_size=V, hidden_size=cfg.llm_hidden, ffn_dim=cfg.llm_ffn, num_hidden_layers=cfg.llm_layers,
-                   num_attention_heads=cfg.heads, word_embed_proj_dim=cfg.llm_hidden, max_position_embeddings=cfg.max_positions,
-                   dropout=cfg.dropout, attention_dropout=cfg.dropout, pad_token_id=tokenizer.pad_token_id,
-                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id).to_dict()
+    if llm == "opt":
+        tc = OPTConfig(vocab_size=V, hidden_size=cfg.llm_hidden, ffn_dim=cfg.llm_ffn, num_hidden_layers=cfg.llm_layers,
+                       num_attention_heads=cfg.heads, word_embed_proj_dim=cfg.llm_hidden, max_position_embeddings=cfg.max_positions,
+                       dropout=cfg.dropout, attention_dropout=cfg.dropout, pad_token_id=tokenizer.pad_token_id,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id).to_dict()
+    else:  # T5 starts decoding from its pad token, as Flan-T5 does
+        tc = T5Config(vocab_size=V, d_model=cfg.llm_hidden, d_kv=cfg.llm_hidden // cfg.heads, d_ff=cfg.llm_ffn, num_layers=cfg.llm_layers,
+                      num_decoder_layers=cfg.llm_layers, num_heads=cfg.heads, dropout_rate=cfg.dropout, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id).to_dict()
     C = Blip2Config if kind == "blip2" else InstructBlipConfig
     return C(vision_config=vc, qformer_config=qc, text_config=tc, num_query_tokens=cfg.num_query_tokens,
              image_token_index=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN))
 
-def build_hf_model(kind:str, cfg:ModelConfig, tokenizer, seed:int=0):
-    "A randomly initialised tiny BLIP-2 or InstructBLIP from `transformers`."
+def build_hf_model(kind:str, cfg:ModelConfig, tokenizer, seed:int=0, llm:str="opt"):
+    "A randomly initialised tiny BLIP-2 or InstructBLIP from `transformers`, with an OPT or a T5 LLM."
     torch.manual_seed(seed)
     C = Blip2ForConditionalGeneration if kind == "blip2" else InstructBlipForConditionalGeneration
-    return C(hf_config(kind, cfg, tokenizer)).eval()
+    return C(hf_config(kind, cfg, tokenizer, llm)).eval()
 
 # %% ../nbs/04_model.ipynb #41a22d2f
 def to_pixels(images:list)->torch.Tensor:
@@ -110,9 +121,14 @@ def to_pixels(images:list)->torch.Tensor:
 # %% ../nbs/04_model.ipynb #e12a81ef
 class LMM(torch.nn.Module):
     "A BLIP-2-family model: `loss(batch)`, batched greedy `generate(batch)`, `trainable()`, cached vision features."
-    def __init__(self, hf, tokenizer, kind:str, max_len:int=48):
+    def __init__(self, hf, tokenizer, kind:str, max_len:int=48,
+                 image_processor=None,  # a `transformers` image processor (real checkpoints); None: `to_pixels` (the synthetic world)
+                 qformer_tokenizer=None # InstructBLIP's Q-Former tokenizer when it differs from the LLM's
+                ):
         super().__init__()
         self.hf, self.tokenizer, self.kind, self.max_len = hf, tokenizer, kind, max_len
+        self.image_processor, self.qformer_tokenizer = image_processor, qformer_tokenizer
+        self.encoder_decoder = not hf.config.use_decoder_only_language_model  # T5-style LLM: prompt to the encoder, output from the decoder
         self.feature_cache = {}   # sample id -> frozen vision output (the vision encoder never trains in the stream)
         self.train_vision = False # only base building may train the vision encoder
         self.projection = hf.language_projection
@@ -138,24 +154,41 @@ class LMM(torch.nn.Module):
         for p in self.trainable().values(): p.requires_grad_(True)
 
 # %% ../nbs/04_model.ipynb #c14181ea
+def pixels(self:LMM, images:list)->torch.Tensor:
+    "Pixel values (B, 3, H, W) for H x W x 3 uint8 arrays: the checkpoint's image processor, or `to_pixels`."
+    if self.image_processor is None: return to_pixels(images)
+    return self.image_processor(images=list(images), return_tensors="pt")["pixel_values"]
+LMM.pixels = pixels
+
 def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
     "Vision-encoder outputs (B, patches+1, D) for `samples`: cached and gradient-free unless `train_vision` is set."
-    if self.train_vision: return self.hf.vision_model(pixel_values=to_pixels([s.image for s in samples]).to(self.device)).last_hidden_state
+    if self.train_vision: return self.hf.vision_model(pixel_values=self.pixels([s.image for s in samples]).to(self.device)).last_hidden_state
     missing = [s for s in samples if s.id not in self.feature_cache]
     with torch.no_grad():
         for i in range(0, len(missing), bs):
             chunk = missing[i:i+bs]
-            out = self.hf.vision_model(pixel_values=to_pixels([s.image for s in chunk]).to(self.device)).last_hidden_state
+            out = self.hf.vision_model(pixel_values=self.pixels([s.image for s in chunk]).to(self.device)).last_hidden_state
             for s, o in zip(chunk, out): self.feature_cache[s.id] = o
     return torch.stack([self.feature_cache[s.id] for s in samples])
 LMM.image_embeds = image_embeds
 
 # %% ../nbs/04_model.ipynb #de1b0e5c
 def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
-    "Token ids, masks and labels for `samples`; right-padded for training, left-padded prompts for generation."
+    "Token ids, masks and labels for `samples`; right-padded for training, left-padded prompts for generation (decoder-only LLMs)."
     tok, L = self.tokenizer, self.max_len
-    prompts = [[tok.bos_token_id] + tok(s.instruction, add_special_tokens=False)["input_ids"] for s in samples]
     b = {"samples": samples}
+    if self.encoder_decoder:  # the prompt (with </s>) goes to the encoder, right-padded; labels are the decoder's targets
+        prompts = [(tok(s.instruction, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[-L:] for s in samples]
+        n = max(map(len, prompts))
+        b["input_ids"] = torch.tensor([p + [tok.pad_token_id] * (n - len(p)) for p in prompts])
+        b["attention_mask"] = torch.tensor([[1] * len(p) + [0] * (n - len(p)) for p in prompts])
+        if with_output:
+            outs = [(tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:L] for s in samples]
+            m = max(map(len, outs))
+            b["labels"] = torch.tensor([o + [-100] * (m - len(o)) for o in outs])
+        return _qformer_text(self, b, samples)
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    prompts = [bos + tok(s.instruction, add_special_tokens=False)["input_ids"] for s in samples]
     if with_output:
         outs = [tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for s in samples]
         seqs = [(p + o)[:L] for p, o in zip(prompts, outs)]
@@ -167,8 +200,14 @@ def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
         seqs = [p[-L:] for p in prompts]; n = max(map(len, seqs))
         b["input_ids"] = torch.tensor([[tok.pad_token_id] * (n - len(s)) + s for s in seqs])
         b["attention_mask"] = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs])
+    return _qformer_text(self, b, samples)
+
+def _qformer_text(self:LMM, b:dict, samples:list)->dict:
+    "InstructBLIP's Q-Former also reads the instruction (with its own tokenizer when the checkpoint has one)."
     if self.kind == "instructblip":
-        q = tok([s.instruction for s in samples], add_special_tokens=False, padding=True, truncation=True, max_length=L, return_tensors="pt")
+        qt = self.qformer_tokenizer or self.tokenizer
+        q = qt([s.instruction for s in samples], add_special_tokens=self.qformer_tokenizer is not None, padding=True, truncation=True,
+               max_length=self.max_len, return_tensors="pt")
         b["qformer_input_ids"], b["qformer_attention_mask"] = q["input_ids"], q["attention_mask"]
     return b
 LMM.make_batch = make_batch
@@ -196,7 +235,7 @@ def _llm_inputs(self:LMM, batch:dict, projection=None):
     emb = self.hf.language_model.get_input_embeddings()(batch["input_ids"].to(self.device))
     mask = batch["attention_mask"].to(self.device)
     qmask = torch.ones(q.shape[:2], dtype=mask.dtype, device=self.device)
-    if "labels" in batch: return torch.cat([q, emb], 1), torch.cat([qmask, mask], 1)
+    if "labels" in batch or self.encoder_decoder: return torch.cat([q, emb], 1), torch.cat([qmask, mask], 1)
     # left-padded prompts: put the padding first, then the queries, then the prompt
     npad = (mask == 0).sum(1)
     rows_e, rows_m = [], []
@@ -212,10 +251,15 @@ def lmm_loss(self:LMM, batch:dict, projection=None,
              return_logits:bool=False):
     "Cross-entropy over output tokens (query, `<s>` and instruction positions masked)."
     emb, mask = self._llm_inputs(batch, projection)
-    logits = self.hf.language_model(inputs_embeds=emb, attention_mask=mask).logits
-    nq = emb.shape[1] - batch["input_ids"].shape[1]
-    labels = torch.cat([torch.full((emb.shape[0], nq), -100), batch["labels"]], 1).to(self.device)
-    lg, lb = logits[:, :-1].float(), labels[:, 1:]
+    if self.encoder_decoder:  # the decoder's logits line up with the labels (the model shifts them right for its inputs)
+        lb = batch["labels"].to(self.device)
+        logits = self.hf.language_model(inputs_embeds=emb, attention_mask=mask, labels=lb).logits
+        lg = logits.float()
+    else:
+        logits = self.hf.language_model(inputs_embeds=emb, attention_mask=mask).logits
+        nq = emb.shape[1] - batch["input_ids"].shape[1]
+        labels = torch.cat([torch.full((emb.shape[0], nq), -100), batch["labels"]], 1).to(self.device)
+        lg, lb = logits[:, :-1].float(), labels[:, 1:]
     if reduction == "token": loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), lb.reshape(-1), ignore_index=-100)
     elif reduction in ("sample", "none"):
         l = F.cross_entropy(lg.transpose(1, 2), lb, ignore_index=-100, reduction="none")
@@ -226,11 +270,16 @@ def lmm_loss(self:LMM, batch:dict, projection=None,
 LMM.loss = lmm_loss
 
 # %% ../nbs/04_model.ipynb #16bd80ec
+def label_logits(logits:torch.Tensor, # (B, S, V) from `LMM.loss(..., return_logits=True)`
+                 L:int # the labels' length
+                )->torch.Tensor:
+    "The logits (B, L, V) predicting each label position: the decoder's own (encoder-decoder), or the ones before the labels (decoder-only)."
+    return logits[:, :L] if logits.shape[1] == L else logits[:, logits.shape[1] - L - 1: -1]
+
 def answer_logits(batch:dict, logits:torch.Tensor)->tuple:
     "Logits (N, V) at the positions predicting answer tokens, their target ids (N,) and sample index (N,)."
     labels = batch["labels"].to(logits.device)
-    L = labels.shape[1]; nq = logits.shape[1] - L
-    lg = logits[:, nq - 1: nq - 1 + L]
+    lg = label_logits(logits, labels.shape[1])
     m = labels != -100
     rows = torch.arange(labels.shape[0], device=logits.device)[:, None].expand_as(labels)
     return lg[m], labels[m], rows[m]
@@ -255,6 +304,8 @@ def save_lmm(self:LMM, path:str|Path):
     "Save model, tokenizer and kind to a folder."
     path = Path(path); path.mkdir(parents=True, exist_ok=True)
     self.hf.save_pretrained(str(path / "model")); self.tokenizer.save_pretrained(str(path / "tokenizer"))
+    if self.image_processor is not None: self.image_processor.save_pretrained(str(path / "image_processor"))
+    if self.qformer_tokenizer is not None: self.qformer_tokenizer.save_pretrained(str(path / "qformer_tokenizer"))
     atomic_write_json(path / "lmm.json", {"kind": self.kind, "max_len": self.max_len})
 LMM.save = save_lmm
 
@@ -266,7 +317,30 @@ def load_lmm(path:str|Path, device=None)->LMM:
     try: hf = C.from_pretrained(str(path / "model")).eval()
     finally:
         if bars: hf_logging.enable_progress_bar()
-    m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"])
+    ip = AutoImageProcessor.from_pretrained(str(path / "image_processor")) if (path / "image_processor").is_dir() else None
+    qt = load_tokenizer(path / "qformer_tokenizer") if (path / "qformer_tokenizer").is_dir() else None
+    m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"], ip, qt)
+    return m.to(device) if device is not None else m
+
+CHECKPOINT_KINDS = {"blip-2": ("blip2", Blip2ForConditionalGeneration), "instructblip": ("instructblip", InstructBlipForConditionalGeneration)}
+
+def load_checkpoint(path:str|Path, # a `save_pretrained` folder of a BLIP-2 or InstructBLIP model and its processor
+                    max_len:int=64, # longest prompt and output, in LLM tokens
+                    device=None, dtype=None # e.g. 'cuda', torch.bfloat16
+                   )->LMM:
+    "An `LMM` from a local `transformers` checkpoint folder (decoder-only or encoder-decoder LLM), with its processor; no download."
+    path = Path(path)
+    if not (path / "config.json").is_file(): raise ConfigError(f"{path}: no config.json, so not a transformers checkpoint folder")
+    mt = read_json(path / "config.json").get("model_type")
+    if mt not in CHECKPOINT_KINDS: raise ConfigError(f"{path / 'config.json'}: model_type {mt!r}; this loader reads {sorted(CHECKPOINT_KINDS)}")
+    kind, C = CHECKPOINT_KINDS[mt]
+    try: proc = AutoProcessor.from_pretrained(str(path), local_files_only=True)
+    except Exception as e: raise ConfigError(f"{path}: no usable processor ({type(e).__name__}: {e}); save one with the model") from e
+    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()
+    try: hf = C.from_pretrained(str(path), local_files_only=True, **({"dtype": dtype} if dtype is not None else {})).eval()
+    finally:
+        if bars: hf_logging.enable_progress_bar()
+    m = LMM(hf, proc.tokenizer, kind, max_len, proc.image_processor, getattr(proc, "qformer_tokenizer", None))
     return m.to(device) if device is not None else m
 
 # %% ../nbs/04_model.ipynb #cc9f6e9c

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .core import ConfigError, derive_seed
-from .model import answer_logits
+from .model import answer_logits, label_logits
 from .strategies import Strategy, register
 
 # %% auto #0
@@ -76,9 +76,9 @@ def _measure_one(model, batch:dict, kind:str)->torch.Tensor:
     "`_measure` of a batch of one sample, without data-dependent shapes (so `torch.func.vmap` can map it)."
     if kind == "fisher": return model.loss(batch)
     logits = model.loss(batch, return_logits=True)[1]
-    labels = batch["labels"]; L = labels.shape[1]; nq = logits.shape[1] - L
+    labels = batch["labels"]
     m = (labels != -100).to(logits.dtype)
-    sq = (logits[:, nq - 1: nq - 1 + L].float() ** 2).sum(-1)
+    sq = (label_logits(logits, labels.shape[1]).float() ** 2).sum(-1)
     return (sq * m).sum() / m.sum().clamp(min=1)
 
 class _One(torch.nn.Module):
