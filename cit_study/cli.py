@@ -35,6 +35,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--stream", default="", help="comma-separated stream tasks (default: the preset's)")
     r.add_argument("--seed", type=int, default=0, help="run seed")
     r.add_argument("--steps-per-task", type=int, default=0, help="optimizer steps per task (0: the preset's)")
+    r.add_argument("--checkpoint", default="", help="a local transformers BLIP-2 / InstructBLIP checkpoint folder to start from (default: the preset's built base)")
     r.add_argument("--results", default="results", help="results folder")
     r.add_argument("--cache", default=None, help="cache folder for built bases")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -68,6 +69,7 @@ def _run(a):
     from cit_study.study import run_notebook
     params = {"preset": a.preset, "base": a.base, "strategy": a.strategy, "strategy_params": parse_kv(a.param),
               "stream": [t for t in a.stream.split(",") if t], "seed": a.seed, "steps_per_task": a.steps_per_task}
+    if a.checkpoint: params["checkpoint"] = a.checkpoint
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
     print(f"run written to {out}")
 

@@ -31,9 +31,17 @@ def cache_dir(override:str|Path|None=None # explicit folder; wins over the envir
     return p
 
 # %% ../nbs/00_core.ipynb #9cd159dc
+def _default(f):
+    return f.default if f.default is not MISSING else f.default_factory() if f.default_factory is not MISSING else MISSING
+
+def _omitted(obj, f)->bool:
+    "A field marked `metadata={'omit_default': True}` is left out while it holds its default, so adding one keeps old hashes."
+    return bool(f.metadata.get("omit_default")) and getattr(obj, f.name) == _default(f)
+
 def to_jsonable(obj:Any)->Any:
     "Dataclasses, paths, numpy and torch scalars turned into plain JSON values."
-    if is_dataclass(obj) and not isinstance(obj, type): return {f.name: to_jsonable(getattr(obj, f.name)) for f in fields(obj)}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in fields(obj) if not _omitted(obj, f)}
     if isinstance(obj, dict): return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)): return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path): return str(obj)

@@ -17,7 +17,7 @@ from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_
                             git_revision, hardware, seed_everything)
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
-from .model import ModelConfig, KINDS
+from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint
 from .bases import BaseConfig, get_base, initial_tasks, base_path
 from .metrics import cl_summary
 from .strategies import make_strategy
@@ -27,13 +27,21 @@ from .train import TrainConfig, run_stream
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES',
-           'RunConfig', 'preset', 'make_config', 'load_task_data', 'read_run', 'run_similarity_config', 'execute_run',
-           'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid',
-           'load_sweep', 'run_all', 'sweep', 'canonical_params', 'similarity_order', 'stream_order', 'plan_study',
-           'encoder_similarities', 'run_study']
+           'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data', 'read_run',
+           'run_similarity_config', 'execute_run', 'template_params', 'check_params', 'config_from_params',
+           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_all', 'sweep', 'canonical_params',
+           'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
+
+def check_checkpoint(path:str, base:str):
+    "Refuse a checkpoint folder that is missing or whose model type is not the run's `base` kind."
+    cj = Path(path) / "config.json"
+    if not cj.is_file(): raise ConfigError(f"checkpoint: {path!r} has no config.json (a transformers checkpoint folder saved with save_pretrained)")
+    mt = read_json(cj).get("model_type")
+    kinds = {k: v[0] for k, v in CHECKPOINT_KINDS.items()}
+    if kinds.get(mt) != base: raise ConfigError(f"checkpoint: {cj} has model_type {mt!r}, which is not a {base!r} model; set base to match")
 
 @dataclass
 class RunConfig:
@@ -46,6 +54,7 @@ class RunConfig:
     preset: str = "custom"       # the preset the sizes came from (recorded, not used)
     train: TrainConfig = field(default_factory=TrainConfig)  # per-task training
     bases: BaseConfig = field(default_factory=BaseConfig)    # how the bases are built
+    checkpoint: str = field(default="", metadata={"omit_default": True})  # a local transformers checkpoint folder to start from instead of a built base
 
     def __post_init__(self):
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
@@ -53,8 +62,14 @@ class RunConfig:
         if self.base not in KINDS: raise ConfigError(f"base: {self.base!r} is not one of {KINDS}")
         make_strategy(self.strategy, self.strategy_params)  # validates the name and its settings
         check_stream(self.stream, TASK_NAMES, "stream")
-        clash = [t for t in self.stream if t in initial_tasks(self.base, self.bases)]
+        if self.checkpoint: check_checkpoint(self.checkpoint, self.base)
+        clash = [t for t in self.stream if t in self.initial]
         if clash: raise ConfigError(f"stream: task(s) {clash} are initial (held-in) tasks of the {self.base} base")
+
+    @property
+    def initial(self)->list:
+        "The held-in tasks evaluated but not trained: the built InstructBLIP-like base's; none for a checkpoint (its own are unknown)."
+        return [] if self.checkpoint else initial_tasks(self.base, self.bases)
 
     @property
     def run_id(self)->str: return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
@@ -114,6 +129,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 stream:list|None=None,   # stream tasks (empty: the preset's)
                 seed:int=0,              # run seed
                 steps_per_task:int=0,    # optimizer steps per task (0: the preset's)
+                checkpoint:str="",       # a local transformers checkpoint folder to start from ('' : the preset's built base)
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
@@ -123,13 +139,13 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     bases["model"] = ModelConfig(**bases.get("model", {})); bases["world"] = WorldConfig(**bases.get("world", {}))
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
                      stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
-                     train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases))
+                     train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint)
 
 # %% ../nbs/10_study.ipynb #8e852022
 def load_task_data(cfg:RunConfig)->tuple:
     "The initial tasks of the run's base and its stream tasks, loaded."
     w = cfg.bases.world
-    return [load_task(t, w) for t in initial_tasks(cfg.base, cfg.bases)], [load_task(t, w) for t in cfg.stream]
+    return [load_task(t, w) for t in cfg.initial], [load_task(t, w) for t in cfg.stream]
 
 def read_run(path:str|Path)->dict:
     "Read a run.json, refusing other format versions."
@@ -148,7 +164,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
     if (out_dir / "run.json").exists() and not resume: return read_run(out_dir / "run.json")
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
-    model = get_base(cfg.base, cfg.bases, cache)
+    model = load_checkpoint(cfg.checkpoint) if cfg.checkpoint else get_base(cfg.base, cfg.bases, cache)
     initial, stream = load_task_data(cfg)
     strategy = make_strategy(cfg.strategy, cfg.strategy_params)
     similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
@@ -160,7 +176,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(base_path(cfg.base, cfg.bases, cache)),
+           "base_path": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else str(base_path(cfg.base, cfg.bases, cache)),
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity}
     atomic_write_json(out_dir / "predictions.json", res["predictions"])
     atomic_write_json(out_dir / "run.json", run)
@@ -196,7 +212,7 @@ def check_params(params:dict, template:str|Path=RUN_TEMPLATE)->dict:
 def config_from_params(params:dict)->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
-                       params["stream"], params["seed"], params["steps_per_task"])
+                       params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""))
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 class WarmKernel:

@@ -74,3 +74,19 @@ def test_bad_checkpoint_folders_are_named(tmp_path):
     with pytest.raises(ConfigError, match="no config.json"): load_checkpoint(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "llava"}')
     with pytest.raises(ConfigError, match="model_type 'llava'"): load_checkpoint(tmp_path)
+
+
+def test_cli_run_from_a_checkpoint_folder(world, tmp_path):
+    "`cit-study run --checkpoint DIR`: the papermill run starts from the folder; a folder of the wrong kind is refused by name."
+    from conftest import cli
+    from cit_study.study import read_run
+    tok, _ = world
+    save_checkpoint(tok, "instructblip", "t5", tmp_path / "ckpt")
+    cli("run", "--preset", "smoke", "--base", "instructblip", "--checkpoint", tmp_path / "ckpt", "--steps-per-task", 2,
+        "--stream", "count,gqa", "--results", tmp_path / "results")
+    (run,) = [read_run(p) for p in (tmp_path / "results").glob("*/run.json")]
+    assert run["config"]["checkpoint"] == str(tmp_path / "ckpt") and run["base_path"] == str((tmp_path / "ckpt").resolve())
+    assert run["n_initial"] == 0 and run["tasks"] == ["count", "gqa"] and len(run["matrix"]) == 3
+    bad = cli("run", "--preset", "smoke", "--base", "blip2", "--checkpoint", tmp_path / "ckpt", "--results", tmp_path / "r2", check=False)
+    assert bad.returncode != 0 and "model_type 'instructblip'" in bad.stderr + bad.stdout
+    assert not (tmp_path / "r2").exists() or not list((tmp_path / "r2").glob("*/run.json"))
