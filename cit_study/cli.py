@@ -43,6 +43,8 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument("grid", help="YAML file with preset, grid and optional params")
     s.add_argument("--results", default="results", help="results folder")
     s.add_argument("--cache", default=None, help="cache folder for built bases")
+    s.add_argument("--submit", default="", choices=["", "slurm", "local"], help="submit one job per run through submitit (slurm), or run the jobs as local subprocesses (local); the YAML's executor mapping gives the job parameters")
+    s.add_argument("--no-wait", action="store_true", help="with --submit: return once the jobs are queued")
     rp = sub.add_parser("report", help="build the report site of a results folder", description="Build the publishable report folder: OUT/index.html (setup, the paper's claims, every run), OUT/STUDY.html per study template and OUT/runs/RUN_ID.html per run notebook, code hidden. With --out FILE.html, write only the forgetting report to that file.")
     rp.add_argument("results", help="results folder")
     rp.add_argument("--out", default=None, help="site folder (default: the folder holding RESULTS); a path ending in .html writes only the forgetting report")
@@ -75,7 +77,10 @@ def _run(a):
 
 def _sweep(a):
     from cit_study.study import load_sweep, sweep
-    res = sweep(load_sweep(a.grid), a.results, a.cache)
+    res = sweep(load_sweep(a.grid), a.results, a.cache, submit_to=a.submit, wait=not a.no_wait)
+    if a.submit and a.no_wait:
+        print(f"submitted {len(res['jobs'])} job(s), skipped {len(res['skipped'])} (finished); job ids in {Path(a.results) / '_jobs' / 'submitted.json'}")
+        return 0
     print(f"done {len(res['done'])}, skipped {len(res['skipped'])} (finished), failed {len(res['failed'])}")
     for k, v in res["failed"].items(): print(f"  failed {k}: {v}")
     return 1 if res["failed"] else 0

@@ -29,8 +29,8 @@ from .train import TrainConfig, run_stream
 __all__ = ['FORMAT_VERSION', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES',
            'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data', 'read_run',
            'run_similarity_config', 'execute_run', 'template_params', 'check_params', 'config_from_params',
-           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_all', 'sweep', 'canonical_params',
-           'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
+           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit',
+           'canonical_params', 'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
@@ -280,14 +280,28 @@ def expand_grid(grid:dict, fixed:dict|None=None)->list:
     return [{**(fixed or {}), **dict(zip(keys, vals))} for vals in itertools.product(*(grid[k] for k in keys))]
 
 def load_sweep(path:str|Path)->dict:
-    "Read a sweep YAML file (keys: preset, grid, and optional fixed parameters under `params`)."
+    "Read a sweep YAML file (keys: preset, grid, optional fixed parameters under `params`, submitit parameters under `executor`)."
     try: spec = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError: raise ConfigError(f"{path}: file not found") from None
     except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(spec, dict) or "grid" not in spec: raise ConfigError(f"{path}: needs a 'grid' mapping")
-    unknown = sorted(set(spec) - {"preset", "grid", "params"})
-    if unknown: raise ConfigError(f"{path}: unknown key(s) {unknown}; known: ['grid', 'params', 'preset']")
+    unknown = sorted(set(spec) - {"preset", "grid", "params", "executor"})
+    if unknown: raise ConfigError(f"{path}: unknown key(s) {unknown}; known: ['executor', 'grid', 'params', 'preset']")
+    if not isinstance(spec.get("executor", {}), dict): raise ConfigError(f"{path}: executor: expected a mapping of submitit parameters")
     return spec
+
+def run_once(params:dict, # template parameters of one run
+             results:str|Path, cache:str|Path|None=None, threads:int=0, kernel:WarmKernel|None=None)->dict:
+    "Run one run unless it is finished or another process holds its lock (resuming its checkpoints); {'run_id', 'status': 'done' or 'skipped'}."
+    rid = config_from_params(check_params(params)).run_id; out = Path(results) / rid
+    Path(results).mkdir(parents=True, exist_ok=True)
+    if (out / "run.json").exists(): return {"run_id": rid, "status": "skipped"}
+    try:
+        with FileLock(str(Path(results) / f".{rid}.lock"), timeout=0):
+            if (out / "run.json").exists(): return {"run_id": rid, "status": "skipped"}
+            run_notebook(params, results, cache, resume=(out / "checkpoints").exists(), threads=threads, kernel=kernel)
+            return {"run_id": rid, "status": "done"}
+    except Timeout: return {"run_id": rid, "status": "skipped"}  # another process is running it
 
 def run_all(runs:list, # template parameters, one dict per run
             results:str|Path, cache:str|Path|None=None, progress:bool=True,
@@ -302,15 +316,9 @@ def run_all(runs:list, # template parameters, one dict per run
     done, skipped, failed, kernels = [], [], {}, {}
     bar = tqdm(total=len(cfgs), desc="runs", disable=not progress)
     def one(item):
-        rid, r = item; out = Path(results) / rid
+        rid, r = item
         kernel = kernels.setdefault(threading.get_ident(), WarmKernel()) if warm else None
-        try:
-            if (out / "run.json").exists(): skipped.append(rid); return
-            with FileLock(str(Path(results) / f".{rid}.lock"), timeout=0):
-                if (out / "run.json").exists(): skipped.append(rid); return
-                run_notebook(r, results, cache, resume=(out / "checkpoints").exists(), threads=_threads(workers), kernel=kernel)
-                done.append(rid)
-        except Timeout: skipped.append(rid)
+        try: (done if run_once(r, results, cache, threads=_threads(workers), kernel=kernel)["status"] == "done" else skipped).append(rid)
         except Exception as e: failed[rid] = str(e)
         finally: bar.set_postfix_str(rid); bar.update()
     Path(results).mkdir(parents=True, exist_ok=True)
@@ -328,11 +336,47 @@ def _threads(workers:int)->int:
     "Torch threads per run kernel: the cores shared among the workers (0: torch's default)."
     return 0 if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
-def sweep(spec:dict, # {'preset': name, 'grid': {...}, 'params': {...}}
-          results:str|Path, cache:str|Path|None=None, progress:bool=True, workers:int=1)->dict:
-    "Run every grid point not yet finished; returns the ids done, skipped and failed."
+def sweep(spec:dict, # {'preset': name, 'grid': {...}, 'params': {...}, 'executor': {...}}
+          results:str|Path, cache:str|Path|None=None, progress:bool=True, workers:int=1,
+          submit_to:str="", # '' runs here; 'slurm' submits one job per run through submitit; 'local' does so on this machine
+          wait:bool=True    # with submit_to: wait for the jobs and collect their outcomes
+         )->dict:
+    "Run (or submit) every grid point not yet finished; returns the ids done, skipped and failed (or the submitted job ids)."
     fixed = {"preset": spec.get("preset", "quick"), **spec.get("params", {})}
-    return run_all(expand_grid(spec["grid"], fixed), results, cache, progress, workers)
+    runs = expand_grid(spec["grid"], fixed)
+    if submit_to: return submit(runs, results, cache, submit_to, wait=wait, **spec.get("executor", {}))
+    return run_all(runs, results, cache, progress, workers)
+
+# %% ../nbs/10_study.ipynb #9eea100f
+def submit(runs:list, # template parameters, one dict per run
+           results:str|Path, cache:str|Path|None=None,
+           cluster:str="slurm", # 'slurm', or 'local' (submitit's local executor: subprocesses on this machine)
+           folder:str|Path|None=None, # submitit's logs and pickles (default: RESULTS/_jobs)
+           wait:bool=True, # wait for the jobs and collect their outcomes
+           **executor # submitit parameters: timeout_min, gpus_per_node, cpus_per_task, mem_gb, slurm_partition, slurm_array_parallelism, ...
+          )->dict:
+    "Submit one job per unfinished run (a job array) through submitit; each job runs `run_once`, so finished and running runs are skipped."
+    import submitit
+    if cluster not in ("slurm", "local"): raise ConfigError(f"cluster {cluster!r}: expected 'slurm' or 'local'")
+    cfgs = {}
+    for r in runs: cfgs.setdefault(config_from_params(check_params(r)).run_id, r)  # refuse a bad run before submitting any
+    todo = {rid: r for rid, r in cfgs.items() if not (Path(results) / rid / "run.json").exists()}
+    out = {"done": [], "skipped": sorted(set(cfgs) - set(todo)), "failed": {}, "jobs": {}}
+    if not todo: return out
+    folder = Path(folder or Path(results) / "_jobs")
+    ex = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+    try: ex.update_parameters(**{"timeout_min": 240, "name": "cit-study", **executor})
+    except Exception as e: raise ConfigError(f"executor: {e}") from None
+    ids = list(todo)
+    res, ca = str(Path(results).resolve()), str(Path(cache).resolve()) if cache else None
+    jobs = ex.map_array(run_once, [todo[i] for i in ids], [res] * len(ids), [ca] * len(ids))
+    out["jobs"] = {rid: str(j.job_id) for rid, j in zip(ids, jobs)}
+    atomic_write_json(folder / "submitted.json", {"cluster": cluster, "jobs": out["jobs"], "executor": executor})
+    if not wait: return out
+    for rid, j in zip(ids, jobs):
+        try: out["done" if j.result()["status"] == "done" else "skipped"].append(rid)
+        except Exception as e: out["failed"][rid] = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+    return out
 
 # %% ../nbs/10_study.ipynb #8d04ad0b
 STUDIES = ("forgetting", "thresholds", "encoders", "order", "pairwise")
