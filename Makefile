@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study smoke bench test browser nbtest pytest sync readme clean-notebooks lab
+.PHONY: setup study smoke bench test browser nbtest pytest sync readme clean-notebooks lab lavis-env
 
-$(STAMP): requirements.txt settings.ini setup.py
+$(STAMP): requirements.txt requirements-nodeps.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -67,3 +68,11 @@ readme: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs
+
+# Optional: Salesforce LAVIS in its own environment, to cross-check imported LAVIS checkpoints against LAVIS's own model code
+# (scripts/lavis_crosscheck.py). It pins transformers 4.26 and pulls a CUDA torch (~7 GB): never in .venv.
+LAVIS_VENV := .venv-lavis
+lavis-env:
+	test -x $(LAVIS_VENV)/bin/python || $(PYTHON) -m venv $(LAVIS_VENV)
+	$(LAVIS_VENV)/bin/pip install --quiet salesforce-lavis==1.0.2 'numpy<2' 'pandas<2.3'
+	$(LAVIS_VENV)/bin/python -c "import lavis; print('lavis imports from', lavis.__file__)"

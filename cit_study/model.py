@@ -19,10 +19,10 @@ from transformers.utils import logging as hf_logging
 from .core import ConfigError, from_dict, atomic_write_json, read_json
 
 # %% auto #0
-__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer', 'detokenize',
-           'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'LMM', 'pixels', 'image_embeds', 'make_batch',
-           'query_features', 'lmm_loss', 'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm', 'load_lmm',
-           'load_checkpoint', 'trainable_state', 'load_trainable_state']
+__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'BACKENDS', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer',
+           'detokenize', 'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'LMM', 'pixels', 'image_embeds',
+           'make_batch', 'query_features', 'lmm_loss', 'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm',
+           'load_lmm', 'load_checkpoint', 'trainable_state', 'load_trainable_state']
 
 # %% ../nbs/04_model.ipynb #f3262b35
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -306,12 +306,18 @@ def save_lmm(self:LMM, path:str|Path):
     self.hf.save_pretrained(str(path / "model")); self.tokenizer.save_pretrained(str(path / "tokenizer"))
     if self.image_processor is not None: self.image_processor.save_pretrained(str(path / "image_processor"))
     if self.qformer_tokenizer is not None: self.qformer_tokenizer.save_pretrained(str(path / "qformer_tokenizer"))
-    atomic_write_json(path / "lmm.json", {"kind": self.kind, "max_len": self.max_len})
+    atomic_write_json(path / "lmm.json", {"kind": self.kind, "max_len": self.max_len, **({"backend": self.backend} if getattr(self, "backend", None) else {})})
+    if getattr(self, "save_extra", None): self.save_extra(self, path)  # what a backend needs beyond the weights
 LMM.save = save_lmm
+
+BACKENDS = {}  # backend name -> loader(path, device) of models whose parts `from_pretrained` cannot rebuild
 
 def load_lmm(path:str|Path, device=None)->LMM:
     "Load a model folder written by `LMM.save`."
     path = Path(path); meta = read_json(path / "lmm.json")
+    if meta.get("backend"):  # a model assembled from other parts (e.g. mini-real) rebuilds itself
+        if meta["backend"] not in BACKENDS: raise ConfigError(f"{path / 'lmm.json'}: backend {meta['backend']!r} unknown; known: {sorted(BACKENDS)} (import its module first)")
+        return BACKENDS[meta["backend"]](path, device)
     C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
     bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no per-tensor bar in reports
     try: hf = C.from_pretrained(str(path / "model")).eval()

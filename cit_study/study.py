@@ -347,7 +347,7 @@ def sweep(spec:dict, # {'preset': name, 'grid': {...}, 'params': {...}, 'executo
     if submit_to: return submit(runs, results, cache, submit_to, wait=wait, **spec.get("executor", {}))
     return run_all(runs, results, cache, progress, workers)
 
-# %% ../nbs/10_study.ipynb #9eea100f
+# %% ../nbs/10_study.ipynb #66252d10
 def submit(runs:list, # template parameters, one dict per run
            results:str|Path, cache:str|Path|None=None,
            cluster:str="slurm", # 'slurm', or 'local' (submitit's local executor: subprocesses on this machine)
