@@ -10,7 +10,7 @@ from pathlib import Path
 from .core import ConfigError, read_json
 
 # %% auto #0
-__all__ = ['parse_kv', 'build_parser', 'main']
+__all__ = ['parse_kv', 'build_parser', 'read_datasets', 'main']
 
 # %% ../nbs/12_cli.ipynb #a8ca4967
 def parse_kv(items:list)->dict:
@@ -36,6 +36,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="run seed")
     r.add_argument("--steps-per-task", type=int, default=0, help="optimizer steps per task (0: the preset's)")
     r.add_argument("--checkpoint", default="", help="a local transformers BLIP-2 / InstructBLIP checkpoint folder to start from (default: the preset's built base)")
+    r.add_argument("--datasets", default="", help="YAML or JSON file listing real-dataset tasks (DatasetConfig mappings, or {datasets: [...]}) the stream may name")
     r.add_argument("--results", default="results", help="results folder")
     r.add_argument("--cache", default=None, help="cache folder for built bases")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
@@ -67,11 +68,22 @@ def build_parser()->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/12_cli.ipynb #2f417289
+def read_datasets(path:str|Path)->list:
+    "The dataset configs of a YAML or JSON file: a list of mappings, or a mapping with a `datasets` list."
+    import yaml
+    try: d = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError: raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as e: raise ConfigError(f"{path}: not valid YAML or JSON ({e})") from None
+    d = d.get("datasets") if isinstance(d, dict) else d
+    if not isinstance(d, list) or not all(isinstance(x, dict) for x in d): raise ConfigError(f"{path}: expected a list of dataset configs (or datasets: [...])")
+    return d
+
 def _run(a):
     from cit_study.study import run_notebook
     params = {"preset": a.preset, "base": a.base, "strategy": a.strategy, "strategy_params": parse_kv(a.param),
               "stream": [t for t in a.stream.split(",") if t], "seed": a.seed, "steps_per_task": a.steps_per_task}
     if a.checkpoint: params["checkpoint"] = a.checkpoint
+    if a.datasets: params["datasets"] = read_datasets(a.datasets)
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
     print(f"run written to {out}")
 

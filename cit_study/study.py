@@ -18,6 +18,7 @@ from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint
+from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path
 from .metrics import cl_summary
 from .strategies import make_strategy
@@ -55,13 +56,21 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # per-task training
     bases: BaseConfig = field(default_factory=BaseConfig)    # how the bases are built
     checkpoint: str = field(default="", metadata={"omit_default": True})  # a local transformers checkpoint folder to start from instead of a built base
+    datasets: list = field(default_factory=list, metadata={"omit_default": True})  # real-dataset tasks (`DatasetConfig` mappings); their names may appear in the stream
 
     def __post_init__(self):
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
         if isinstance(self.bases, dict): self.bases = BaseConfig(**self.bases)
         if self.base not in KINDS: raise ConfigError(f"base: {self.base!r} is not one of {KINDS}")
         make_strategy(self.strategy, self.strategy_params)  # validates the name and its settings
-        check_stream(self.stream, TASK_NAMES, "stream")
+        if not isinstance(self.datasets, list): raise ConfigError(f"datasets: expected a list of dataset configs, got {type(self.datasets).__name__}")
+        ds = [DatasetConfig.from_dict(d, f"datasets[{i}]") if isinstance(d, dict) else d for i, d in enumerate(self.datasets)]
+        if not all(isinstance(d, DatasetConfig) for d in ds): raise ConfigError("datasets: every entry must be a mapping of DatasetConfig fields")
+        self.datasets = [to_jsonable(d) for d in ds]
+        names = [d["name"] for d in self.datasets]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup: raise ConfigError(f"datasets: task name(s) {dup} appear more than once")
+        check_stream(self.stream, sorted(set(TASK_NAMES) | set(names)), "stream")
         if self.checkpoint: check_checkpoint(self.checkpoint, self.base)
         clash = [t for t in self.stream if t in self.initial]
         if clash: raise ConfigError(f"stream: task(s) {clash} are initial (held-in) tasks of the {self.base} base")
@@ -130,6 +139,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 seed:int=0,              # run seed
                 steps_per_task:int=0,    # optimizer steps per task (0: the preset's)
                 checkpoint:str="",       # a local transformers checkpoint folder to start from ('' : the preset's built base)
+                datasets:list|None=None, # real-dataset tasks (`DatasetConfig` mappings) the stream may name
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
@@ -139,13 +149,17 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     bases["model"] = ModelConfig(**bases.get("model", {})); bases["world"] = WorldConfig(**bases.get("world", {}))
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
                      stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
-                     train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint)
+                     train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint,
+                     datasets=list(datasets or []))
 
 # %% ../nbs/10_study.ipynb #8e852022
 def load_task_data(cfg:RunConfig)->tuple:
-    "The initial tasks of the run's base and its stream tasks, loaded."
-    w = cfg.bases.world
-    return [load_task(t, w) for t in cfg.initial], [load_task(t, w) for t in cfg.stream]
+    "The initial tasks of the run's base and its stream tasks, loaded: a task named in `datasets` from its files (every one checked before any image is read), the others from the synthetic world."
+    w, real = cfg.bases.world, {d["name"]: d for d in cfg.datasets}
+    need = [t for t in cfg.initial + cfg.stream if t in real]
+    loaded = dict(zip(need, load_dataset_tasks([real[t] for t in need])))
+    get = lambda t: loaded[t] if t in loaded else load_task(t, w)
+    return [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
 
 def read_run(path:str|Path)->dict:
     "Read a run.json, refusing other format versions."
@@ -212,7 +226,8 @@ def check_params(params:dict, template:str|Path=RUN_TEMPLATE)->dict:
 def config_from_params(params:dict)->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
-                       params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""))
+                       params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
+                       params.get("datasets") or [])
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 class WarmKernel:
@@ -250,8 +265,10 @@ def run_notebook(params:dict, # template parameters (validated here)
     import papermill as pm
     params = check_params(params, template)
     cfg = config_from_params(params)
-    out = Path(results) / cfg.run_id; out.mkdir(parents=True, exist_ok=True)
+    out = Path(results) / cfg.run_id
     if (out / "run.json").exists() and not resume: return out
+    for d in cfg.datasets: check_dataset(d)  # a bad annotation file or a missing image stops the run here, before a kernel starts
+    out.mkdir(parents=True, exist_ok=True)
     params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": progress,
               "threads": threads}
     partial = out / ".run.partial.ipynb"
@@ -263,9 +280,10 @@ def run_notebook(params:dict, # template parameters (validated here)
     except Exception as e:
         if kernel is not None: kernel.close()
         msg = str(e).strip().splitlines()
-        atomic_write_json(out / "error.json", {"run_id": cfg.run_id, "params": params, "error": type(e).__name__,
+        summary = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {msg[-1] if msg else ''}"  # the kernel's own error
+        atomic_write_json(out / "error.json", {"run_id": cfg.run_id, "params": params, "error": type(e).__name__, "summary": summary,
                                                 "message": "\n".join(msg[-30:])})
-        raise RuntimeError(f"run {cfg.run_id} failed; see {out / 'error.json'}") from None
+        raise RuntimeError(f"run {cfg.run_id} failed: {summary} (details in {out / 'error.json'})") from None
     os.replace(partial, out / "run.ipynb")
     if (out / "error.json").exists(): (out / "error.json").unlink()
     return out
