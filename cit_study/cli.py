@@ -53,7 +53,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
     st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (forgetting, thresholds, encoders, order, pairwise; finished runs are skipped) and build the report site in OUT.")
-    st.add_argument("--preset", default="quick", choices=["smoke", "quick", "full"], help="study size")
+    st.add_argument("--preset", default="quick", choices=["smoke", "quick", "full", "minireal"], help="study size (minireal: the forgetting study on mini-real, for a GPU)")
     st.add_argument("--studies", default="", help="comma-separated studies to run (default: all of the preset's)")
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")

@@ -21,8 +21,9 @@ from .pretrained import EfficientNetLite0, load_efficientnet_lite0, LITE_MEAN, L
 from .similarity import load_minilm
 
 # %% auto #0
-__all__ = ['GGUF_FILE', 'smollm2_gguf', 'load_smollm2', 'CNNVision', 'minireal_image_processor', 'MiniRealConfig',
-           'init_qformer_from_bert', 'build_minireal', 'load_minireal']
+__all__ = ['GGUF_FILE', 'MINIREAL_RECIPE', 'smollm2_gguf', 'load_smollm2', 'CNNVision', 'minireal_image_processor',
+           'MiniRealConfig', 'init_qformer_from_bert', 'build_minireal', 'load_minireal', 'minireal_key',
+           'minireal_base_path', 'get_minireal_base']
 
 # %% ../nbs/05a_minireal.ipynb #8c6b55d4
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -167,3 +168,55 @@ def load_minireal(path:str|Path, device=None)->LMM:
     return m.to(device) if device is not None else m
 
 BACKENDS["minireal"] = load_minireal
+
+# %% ../nbs/05a_minireal.ipynb #54cd2387
+MINIREAL_RECIPE = 1  # bump when the mini-real base recipe changes
+
+def minireal_key(kind:str, cfg, mcfg:MiniRealConfig)->str:
+    "The cache key of a mini-real base: the recipe fields it reads."
+    from cit_study.core import config_hash
+    fields = {k: getattr(cfg, k) for k in ("world", "vl_samples", "vl_steps", "lr", "bs", "seed")}
+    if kind == "instructblip": fields.update(held_in=cfg.held_in, it_steps=cfg.it_steps)
+    return config_hash({"recipe": MINIREAL_RECIPE, "kind": kind, "model": mcfg, **fields})
+
+def _fit_trainable(m:LMM, data:list, steps:int, cfg, tag:str)->list:
+    from cit_study.bases import fit
+    from cit_study.core import derive_seed
+    return fit(lambda b: m.loss(m.make_batch(b)), list(m.trainable().values()), data, steps, cfg.bs, cfg.lr, derive_seed(cfg.seed, tag),
+               f"mini-real {tag}")
+
+def minireal_base_path(kind:str, # 'blip2' or 'instructblip'
+                       cfg, # a `BaseConfig`: world, held_in, vl_samples, vl_steps, it_steps, lr, bs, seed
+                       root:str|Path|None=None, mcfg:MiniRealConfig|None=None)->Path:
+    "The folder of a built mini-real base of `kind` (built now if missing)."
+    from filelock import FileLock
+    from cit_study.bases import image_text_pairs
+    from cit_study.synthetic import load_task
+    if kind not in KINDS: raise ConfigError(f"base {kind!r}: expected one of {KINDS}")
+    mcfg = mcfg or MiniRealConfig()
+    top = cache_dir(root) / "minireal" / "bases"; top.mkdir(parents=True, exist_ok=True)
+    d = top / kind / minireal_key(kind, cfg, mcfg)
+    with FileLock(str(top / f"{kind}.lock")):
+        if (d / "done.json").exists(): return d
+        t0 = time.time()
+        if kind == "blip2":
+            m = build_minireal("blip2", mcfg, root, cfg.seed)
+            losses = _fit_trainable(m, image_text_pairs(cfg, cfg.vl_samples, "vlp"), cfg.vl_steps, cfg, "vision-language pretraining")
+        else:
+            from cit_study.model import load_lmm
+            src = load_lmm(minireal_base_path("blip2", cfg, root, mcfg))
+            m = build_minireal("instructblip", mcfg, root, cfg.seed)  # MiniLM everywhere, then BLIP-2's Q-Former where it has one
+            sd = {k.replace("qformer.layernorm.", "qformer.embeddings.layernorm."): v for k, v in src.hf.state_dict().items()
+                  if k.startswith(("qformer.", "query_tokens", "language_projection."))}
+            missing, unexpected = m.hf.load_state_dict(sd, strict=False)
+            if unexpected: raise ConfigError(f"mini-real BLIP-2 -> InstructBLIP: unexpected keys {unexpected[:5]}")
+            data = [s for t in cfg.held_in for s in load_task(t, cfg.world).train]
+            losses = _fit_trainable(m, data, cfg.it_steps, cfg, "instruction tuning")
+        m.freeze_frozen(); m.save(d)
+        atomic_write_json(d / "done.json", {"seconds": time.time() - t0, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None})
+    return d
+
+def get_minireal_base(kind:str, cfg, root:str|Path|None=None, device=None)->LMM:
+    "The mini-real base of `kind`, loaded."
+    from cit_study.model import load_lmm
+    return load_lmm(minireal_base_path(kind, cfg, root), device)

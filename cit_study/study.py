@@ -17,7 +17,7 @@ from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_
                             git_revision, hardware, seed_everything)
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
-from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint
+from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path
 from .metrics import cl_summary
@@ -27,14 +27,15 @@ from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES',
-           'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data', 'read_run',
-           'run_similarity_config', 'execute_run', 'template_params', 'check_params', 'config_from_params',
+__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS',
+           'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data',
+           'read_run', 'run_similarity_config', 'execute_run', 'template_params', 'check_params', 'config_from_params',
            'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit',
            'canonical_params', 'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
+BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
 
 def check_checkpoint(path:str, base:str):
     "Refuse a checkpoint folder that is missing or whose model type is not the run's `base` kind."
@@ -57,6 +58,7 @@ class RunConfig:
     bases: BaseConfig = field(default_factory=BaseConfig)    # how the bases are built
     checkpoint: str = field(default="", metadata={"omit_default": True})  # a local transformers checkpoint folder to start from instead of a built base
     datasets: list = field(default_factory=list, metadata={"omit_default": True})  # real-dataset tasks (`DatasetConfig` mappings); their names may appear in the stream
+    backend: str = field(default="tiny", metadata={"omit_default": True})  # the bases' model: 'tiny' (04_model, 05_bases) or 'minireal' (05a_minireal)
 
     def __post_init__(self):
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
@@ -71,6 +73,7 @@ class RunConfig:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup: raise ConfigError(f"datasets: task name(s) {dup} appear more than once")
         check_stream(self.stream, sorted(set(TASK_NAMES) | set(names)), "stream")
+        if self.backend not in BACKEND_NAMES: raise ConfigError(f"backend: {self.backend!r} is not one of {BACKEND_NAMES}")
         if self.checkpoint: check_checkpoint(self.checkpoint, self.base)
         clash = [t for t in self.stream if t in self.initial]
         if clash: raise ConfigError(f"stream: task(s) {clash} are initial (held-in) tasks of the {self.base} base")
@@ -79,6 +82,18 @@ class RunConfig:
     def initial(self)->list:
         "The held-in tasks evaluated but not trained: the built InstructBLIP-like base's; none for a checkpoint (its own are unknown)."
         return [] if self.checkpoint else initial_tasks(self.base, self.bases)
+
+    def base_path(self, cache:str|Path|None=None)->Path:
+        "The folder of the run's starting model: the checkpoint, or the built base of its backend (built now if missing)."
+        if self.checkpoint: return Path(self.checkpoint).resolve()
+        if self.backend == "minireal":
+            from cit_study.minireal import minireal_base_path
+            return minireal_base_path(self.base, self.bases, cache)
+        return base_path(self.base, self.bases, cache)
+
+    def load_base(self, cache:str|Path|None=None, device=None):
+        "The run's starting model, loaded."
+        return load_checkpoint(self.checkpoint, device=device) if self.checkpoint else load_lmm(self.base_path(cache), device)
 
     @property
     def run_id(self)->str: return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
@@ -114,6 +129,13 @@ PRESETS = {
         order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "er", "eproj", "tir_ewc", "ts_eproj"], seed=[0, 1]),
                    orders=["default", "reverse", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
+    "minireal": dict(  # the forgetting study on mini-real (05a_minireal): for a GPU
+        backend="minireal",
+        bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
+                   vl_samples=2000, vl_steps=1000, it_steps=600, lr=1e-4, bs=16),
+        train=dict(steps_per_task=200, bs=16, lr=1e-4, eval_bs=32),
+        stream=["classify", "count", "gqa", "ground"],
+        studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]),
@@ -150,7 +172,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
                      stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
                      train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint,
-                     datasets=list(datasets or []))
+                     datasets=list(datasets or []), backend=p.get("backend", "tiny"))
 
 # %% ../nbs/10_study.ipynb #8e852022
 def load_task_data(cfg:RunConfig)->tuple:
@@ -178,7 +200,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
     if (out_dir / "run.json").exists() and not resume: return read_run(out_dir / "run.json")
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
-    model = load_checkpoint(cfg.checkpoint) if cfg.checkpoint else get_base(cfg.base, cfg.bases, cache)
+    model = cfg.load_base(cache)
     initial, stream = load_task_data(cfg)
     strategy = make_strategy(cfg.strategy, cfg.strategy_params)
     similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
@@ -190,7 +212,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(Path(cfg.checkpoint).resolve()) if cfg.checkpoint else str(base_path(cfg.base, cfg.bases, cache)),
+           "base_path": str(cfg.base_path(cache)),
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity}
     atomic_write_json(out_dir / "predictions.json", res["predictions"])
     atomic_write_json(out_dir / "run.json", run)
@@ -426,7 +448,7 @@ def stream_order(order:str, # 'default', 'reverse' or 'similarity'
     if order == "reverse": return stream[::-1]
     if order != "similarity": raise ConfigError(f"orders: unknown order {order!r}; known: ['default', 'reverse', 'similarity']")
     cfg = make_config(preset_name, base)
-    sim = run_similarity(get_base(base, cfg.bases, cache), [load_task(t, cfg.bases.world) for t in stream], SimilarityConfig(), cache)
+    sim = run_similarity(cfg.load_base(cache), [load_task(t, cfg.bases.world) for t in stream], SimilarityConfig(), cache)
     return similarity_order(sim["tasks"], sim["matrix"])
 
 # %% ../nbs/10_study.ipynb #dc985d02
@@ -467,7 +489,7 @@ def encoder_similarities(preset_name:str, cache:str|Path|None=None)->dict:
     spec = preset(preset_name)["studies"]["encoders"]
     out = {}
     for b in spec["grid"]["base"]:
-        cfg = make_config(preset_name, b); model = get_base(b, cfg.bases, cache)
+        cfg = make_config(preset_name, b); model = cfg.load_base(cache)
         tasks = [load_task(t, cfg.bases.world) for t in cfg.stream]
         out[b] = {f"{i}|{t}": run_similarity(model, tasks, SimilarityConfig(i, t), cache) for i in spec["image"] for t in spec["text"]}
     return out
@@ -484,7 +506,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     t0 = time.time()
     cfg = make_config(preset_name)
     bases = sorted({b for s in p["studies"].values() for b in s["grid"]["base"]})
-    for kind in bases: base_path(kind, cfg.bases, cache)
+    for kind in bases: make_config(preset_name, kind).base_path(cache)
     t_bases = time.time() - t0
     plan = plan_study(preset_name, studies, cache)
     ids = {k: [config_from_params(check_params(r)).run_id for r in rs] for k, rs in plan.items()}

@@ -26,3 +26,19 @@ def test_minireal_short_stream(tmp_path, kind, strategy):
     assert any(not torch.equal(before[n], p) for n, p in m.trainable().items())
     assert all(torch.equal(frozen[n], p) for n, p in m.hf.language_model.named_parameters() if n in frozen)
     assert all(torch.equal(cnn[n], t) for n, t in m.hf.vision_model.state_dict().items())  # batch-norm statistics too
+
+
+def test_a_run_on_the_minireal_backend(tmp_path):
+    "A run config with backend 'minireal' builds (and caches) the mini-real bases and records which one it started from."
+    from cit_study.bases import BaseConfig
+    from cit_study.core import to_jsonable
+    from cit_study.study import RunConfig, execute_run, make_config
+    from cit_study.train import TrainConfig as TC
+    assert make_config("minireal", "instructblip").backend == "minireal"
+    assert make_config("quick").backend == "tiny" and "backend" not in to_jsonable(make_config("quick"))  # old run ids hold
+    tiny = BaseConfig(world=WorldConfig(n_train=4, n_val=2, n_test=2), held_in=["vqa"], vl_samples=4, vl_steps=2, it_steps=2, bs=2, lr=1e-4)
+    cfg = RunConfig(base="instructblip", backend="minireal", bases=tiny, stream=["count"], train=TC(steps_per_task=1, bs=2, eval_bs=2))
+    run = execute_run(cfg, tmp_path / "run", cache=tmp_path / "cache", progress=False)
+    assert run["base_path"].startswith(str(tmp_path / "cache" / "minireal" / "bases" / "instructblip"))
+    assert run["tasks"] == ["vqa", "count"] and run["n_initial"] == 1 and np.isfinite(np.array(run["matrix"])).all()
+    assert run["config"]["backend"] == "minireal"
