@@ -5,7 +5,7 @@
 # %% ../nbs/09_train.ipynb #97231756
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,9 +18,11 @@ from .metrics import task_score
 from .model import trainable_state, load_trainable_state
 
 # %% auto #0
-__all__ = ['TrainConfig', 'evaluate', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
+__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
+PRECISIONS = ("fp32", "bf16")
+
 @dataclass
 class TrainConfig:
     "How each stream task is trained and evaluated."
@@ -28,11 +30,15 @@ class TrainConfig:
     bs: int = 16               # training batch size
     lr: float = 1e-3           # AdamW learning rate (a new optimizer per task)
     eval_bs: int = 64          # generation batch size
+    grad_accum: int = field(default=1, metadata={"omit_default": True})  # micro-batches of `bs` per optimizer step (effective batch bs x grad_accum)
+    precision: str = field(default="fp32", metadata={"omit_default": True})  # 'fp32', or 'bf16' (autocast of the forward passes; for GPUs)
 
     def __post_init__(self):
         for k in ("steps_per_task", "bs", "eval_bs"):
             if getattr(self, k) < 1: raise ConfigError(f"TrainConfig.{k}: must be >= 1, got {getattr(self, k)}")
         if not self.lr > 0: raise ConfigError(f"TrainConfig.lr: must be > 0, got {self.lr}")
+        if self.grad_accum < 1: raise ConfigError(f"TrainConfig.grad_accum: must be >= 1, got {self.grad_accum}")
+        if self.precision not in PRECISIONS: raise ConfigError(f"TrainConfig.precision: {self.precision!r} is not one of {PRECISIONS}")
 
 # %% ../nbs/09_train.ipynb #76eff90b
 def evaluate(strategy, tasks:list, eval_bs:int=64)->tuple:
@@ -53,20 +59,25 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     params = strategy.parameters()
     opt = adamw(params, cfg.lr)
     model.train(); total = 0.0
-    bar = tqdm(sample_batches(data, cfg.bs, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
+    bar = tqdm(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
                disable=not progress, mininterval=2)
+    dev = model.device.type if hasattr(model, "device") else "cpu"
     for step, samples in enumerate(bar, 1):
-        batch = model.make_batch(samples)
-        loss, logits = strategy.loss(batch)
-        batch["logits"] = logits  # part of the graph: distillation penalties use it, buffers detach it
-        pen = strategy.penalty(batch)
-        full = loss if pen is None else loss + pen
-        if not torch.isfinite(full):
-            raise FloatingPointError(f"task {i} ({task.name}), step {step}: non-finite loss {full.item()} (task loss {loss.item()})")
-        opt.zero_grad(set_to_none=True); full.backward()
-        strategy.after_backward(batch)
+        opt.zero_grad(set_to_none=True)
+        for k in range(0, len(samples), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
+            micro = samples[k:k+cfg.bs]; w = len(micro) / len(samples)
+            batch = model.make_batch(micro)
+            with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                loss, logits = strategy.loss(batch)
+                batch["logits"] = logits  # part of the graph: distillation penalties use it, buffers detach it
+                pen = strategy.penalty(batch)
+            full = loss if pen is None else loss + pen
+            if not torch.isfinite(full):
+                raise FloatingPointError(f"task {i} ({task.name}), step {step}: non-finite loss {full.item()} (task loss {loss.item()})")
+            (full if w == 1 else full * w).backward()
+            total += loss.item() * w
+        strategy.after_backward(batch)  # once per step, on the accumulated gradient (A-GEM's projection, SI's path, penalty gradients)
         opt.step(); strategy.after_step()
-        total += loss.item()
     model.eval()
     return {"steps": steps, "loss": total / steps}
 
