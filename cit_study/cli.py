@@ -35,6 +35,8 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--stream", default="", help="comma-separated stream tasks (default: the preset's)")
     r.add_argument("--seed", type=int, default=0, help="run seed")
     r.add_argument("--steps-per-task", type=int, default=0, help="optimizer steps per task (0: the preset's)")
+    r.add_argument("--grad-accum", type=int, default=0, help="micro-batches of the batch size per optimizer step (0: the preset's)")
+    r.add_argument("--precision", default="", choices=["", "fp32", "bf16"], help="bf16: autocast the forward passes (for GPUs); default: the preset's")
     r.add_argument("--checkpoint", default="", help="a local transformers BLIP-2 / InstructBLIP checkpoint folder to start from (default: the preset's built base)")
     r.add_argument("--datasets", default="", help="YAML or JSON file listing real-dataset tasks (DatasetConfig mappings, or {datasets: [...]}) the stream may name")
     r.add_argument("--results", default="results", help="results folder")
@@ -83,6 +85,8 @@ def _run(a):
     params = {"preset": a.preset, "base": a.base, "strategy": a.strategy, "strategy_params": parse_kv(a.param),
               "stream": [t for t in a.stream.split(",") if t], "seed": a.seed, "steps_per_task": a.steps_per_task}
     if a.checkpoint: params["checkpoint"] = a.checkpoint
+    if a.grad_accum: params["grad_accum"] = a.grad_accum
+    if a.precision: params["precision"] = a.precision
     if a.datasets: params["datasets"] = read_datasets(a.datasets)
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
     print(f"run written to {out}")

@@ -133,7 +133,7 @@ PRESETS = {
         backend="minireal",
         bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
                    vl_samples=2000, vl_steps=1000, it_steps=600, lr=1e-4, bs=16),
-        train=dict(steps_per_task=200, bs=16, lr=1e-4, eval_bs=32),
+        train=dict(steps_per_task=200, bs=16, lr=1e-4, eval_bs=32, precision="bf16"),
         stream=["classify", "count", "gqa", "ground"],
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
@@ -162,11 +162,15 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 steps_per_task:int=0,    # optimizer steps per task (0: the preset's)
                 checkpoint:str="",       # a local transformers checkpoint folder to start from ('' : the preset's built base)
                 datasets:list|None=None, # real-dataset tasks (`DatasetConfig` mappings) the stream may name
+                grad_accum:int=0,        # micro-batches per optimizer step (0: the preset's)
+                precision:str="",        # 'fp32' or 'bf16' ('': the preset's)
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
     train = dict(p["train"])
     if steps_per_task: train["steps_per_task"] = steps_per_task
+    if grad_accum: train["grad_accum"] = grad_accum
+    if precision: train["precision"] = precision
     bases = dict(p["bases"])
     bases["model"] = ModelConfig(**bases.get("model", {})); bases["world"] = WorldConfig(**bases.get("world", {}))
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
@@ -249,7 +253,7 @@ def config_from_params(params:dict)->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
                        params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
-                       params.get("datasets") or [])
+                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""))
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 class WarmKernel:
