@@ -42,6 +42,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--results", default="results", help="results folder")
     r.add_argument("--cache", default=None, help="cache folder for built bases")
     r.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    r.add_argument("--in-process", action="store_true", help="run here instead of through the papermill template (no executed notebook); what `torchrun` / `accelerate launch` start for data-parallel training")
     s = sub.add_parser("sweep", help="run every point of a grid (YAML)", description="Run every combination of a YAML grid, skipping finished runs and recording failures.")
     s.add_argument("grid", help="YAML file with preset, grid and optional params")
     s.add_argument("--results", default="results", help="results folder")
@@ -88,6 +89,15 @@ def _run(a):
     if a.grad_accum: params["grad_accum"] = a.grad_accum
     if a.precision: params["precision"] = a.precision
     if a.datasets: params["datasets"] = read_datasets(a.datasets)
+    if a.in_process:
+        from cit_study.study import check_params, config_from_params, execute_run
+        from cit_study.train import init_distributed
+        rank, world = init_distributed()
+        cfg = config_from_params(check_params(params))
+        out = Path(a.results) / cfg.run_id
+        execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0)
+        if rank == 0: print(f"run written to {out}" + (f" ({world} processes)" if world > 1 else ""))
+        return
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
     print(f"run written to {out}")
 

@@ -159,6 +159,7 @@ class DERConfig:
 class DERpp(Memory):
     "DER++: replay with stored logits (logit matching) and labels."
     Config = DERConfig
+    data_parallel = False  # its buffer records each process's own samples and logits
     def after_task(self, i, task): pass   # the buffer fills during training
 
     def penalty(self, batch):

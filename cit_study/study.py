@@ -24,7 +24,7 @@ from .metrics import cl_summary
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
 from .similarity import SimilarityConfig, run_similarity
-from .train import TrainConfig, run_stream
+from .train import TrainConfig, run_stream, dist_info
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS',
@@ -218,8 +218,9 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
            "base_path": str(cfg.base_path(cache)),
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity}
-    atomic_write_json(out_dir / "predictions.json", res["predictions"])
-    atomic_write_json(out_dir / "run.json", run)
+    if dist_info()[0] == 0:  # data parallel: one process writes
+        atomic_write_json(out_dir / "predictions.json", res["predictions"])
+        atomic_write_json(out_dir / "run.json", run)
     return run
 
 # %% ../nbs/10_study.ipynb #9d65a5bf

@@ -18,7 +18,8 @@ from .metrics import task_score
 from .model import trainable_state, load_trainable_state
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
+__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'dist_info', 'init_distributed', 'train_task', 'save_checkpoint',
+           'load_checkpoint', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -50,6 +51,30 @@ def evaluate(strategy, tasks:list, eval_bs:int=64)->tuple:
         scores[t.name] = task_score(t.spec.metric, preds[t.name], {s.id: s.ref for s in t.test})
     return scores, preds
 
+# %% ../nbs/09_train.ipynb #94abadb8
+def dist_info()->tuple:
+    "(rank, world size) of a `torch.distributed` job (`torchrun`, `accelerate launch`), or (0, 1)."
+    import torch.distributed as dist
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+
+def init_distributed()->tuple:
+    "Join the process group a launcher describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs; returns (rank, world size)."
+    import os, torch.distributed as dist
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist_info()
+
+def _flat(params)->list:
+    "Parameters from a list of tensors or of AdamW parameter groups."
+    return [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
+
+def _all_reduce_grads(params:list):
+    "Sum every gradient over the processes (each rank's micro-batch losses are already weighted by their share of the global batch)."
+    import torch.distributed as dist
+    for p in params:
+        if p.grad is not None: dist.all_reduce(p.grad)
+
 # %% ../nbs/09_train.ipynb #b0f499ce
 def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool=True)->dict:
     "Train stream task `i` (1-based); returns steps done and the mean loss."
@@ -62,10 +87,16 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     bar = tqdm(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
                disable=not progress, mininterval=2)
     dev = model.device.type if hasattr(model, "device") else "cpu"
+    rank, world = dist_info()
+    if world > 1 and not getattr(strategy, "data_parallel", True):
+        raise ConfigError(f"strategy {type(strategy).__name__}: cannot run data parallel (its state would differ between processes)")
+    flat = _flat(params)
     for step, samples in enumerate(bar, 1):
         opt.zero_grad(set_to_none=True)
-        for k in range(0, len(samples), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
-            micro = samples[k:k+cfg.bs]; w = len(micro) / len(samples)
+        shard = samples[rank::world]  # this process's share of the step's batch
+        if not shard: raise ConfigError(f"task {i} ({task.name}): a batch of {len(samples)} samples cannot be split over {world} processes")
+        for k in range(0, len(shard), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
+            micro = shard[k:k+cfg.bs]; w = len(micro) / len(samples)
             batch = model.make_batch(micro)
             with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 loss, logits = strategy.loss(batch)
@@ -76,9 +107,13 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
                 raise FloatingPointError(f"task {i} ({task.name}), step {step}: non-finite loss {full.item()} (task loss {loss.item()})")
             (full if w == 1 else full * w).backward()
             total += loss.item() * w
+        if world > 1: _all_reduce_grads(flat)
         strategy.after_backward(batch)  # once per step, on the accumulated gradient (A-GEM's projection, SI's path, penalty gradients)
         opt.step(); strategy.after_step()
     model.eval()
+    if world > 1:
+        import torch.distributed as dist
+        t = torch.tensor([total], dtype=torch.float64); dist.all_reduce(t); total = float(t)
     return {"steps": steps, "loss": total / steps}
 
 # %% ../nbs/09_train.ipynb #d778eafd
@@ -129,6 +164,6 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             strategy.after_task(i, task)
             state["train"].append({"task": task.name, **info, "seconds": time.time() - t0})
         measure(i)
-        if ckpt_dir is not None: save_checkpoint(ckpt_dir, i, model, strategy, state)
+        if ckpt_dir is not None and dist_info()[0] == 0: save_checkpoint(ckpt_dir, i, model, strategy, state)  # one writer
     return {"tasks": names, "n_initial": len(initial), "matrix": state["rows"], "predictions": state["predictions"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}
