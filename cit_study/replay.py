@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .core import ConfigError, derive_seed
 from .model import answer_logits
+from .train import dist_info
 from .strategies import Strategy, register
 
 # %% auto #0
@@ -159,13 +160,20 @@ class DERConfig:
 class DERpp(Memory):
     "DER++: replay with stored logits (logit matching) and labels."
     Config = DERConfig
-    data_parallel = False  # its buffer records each process's own samples and logits
+    def setup(self, model, ctx):
+        super().setup(model, ctx); self.step_no, self.micro_no, self.pending = 0, 0, []
     def after_task(self, i, task): pass   # the buffer fills during training
+
+    def _draw(self)->list:
+        "A memory batch: the buffer's own draw alone; data parallel, one seeded by step and micro-batch, the same in every process."
+        if dist_info()[1] == 1: return self.buffer.sample(self.cfg.mem_bs)
+        rng = np.random.default_rng(derive_seed(self.ctx.seed, "derpp-draw", self.step_no, self.micro_no)); self.micro_no += 1
+        return [self.buffer.items[i] for i in rng.choice(len(self.buffer), size=min(self.cfg.mem_bs, len(self.buffer)), replace=False)]
 
     def penalty(self, batch):
         out = None
         if len(self.buffer):
-            items = self.buffer.sample(self.cfg.mem_bs)
+            items = self._draw()
             mb = self.model.make_batch([s for s, _ in items])
             ce, logits = self.model.loss(mb, return_logits=True)
             lg = answer_logits(mb, logits)[0]
@@ -173,8 +181,23 @@ class DERpp(Memory):
             out = self.cfg.alpha * F.mse_loss(lg, z) + self.cfg.beta * ce
         lg, _, rows = answer_logits(batch, batch["logits"].detach())
         lg, rows = lg.half().cpu(), rows.cpu()
-        for k, s in enumerate(batch["samples"]): self.buffer.add((s, lg[rows == k]))
+        new = [(s, lg[rows == k]) for k, s in enumerate(batch["samples"])]
+        if dist_info()[1] == 1:
+            for item in new: self.buffer.add(item)
+        else: self.pending += new  # offered at the step's end, every process's in rank order (`after_backward`)
         return out
+
+    def after_backward(self, batch):
+        rank, world = dist_info()
+        if world > 1:
+            import torch.distributed as dist
+            parts = [None] * world; dist.all_gather_object(parts, self.pending); self.pending = []
+            for part in parts:
+                for item in part: self.buffer.add(item)
+
+    def after_step(self): self.step_no += 1; self.micro_no = 0
+    def state_dict(self): return {**super().state_dict(), "step_no": self.step_no}
+    def load_state_dict(self, sd): super().load_state_dict(sd); self.step_no = sd.get("step_no", 0)
 
     def memory(self): return [s for s, _ in self.buffer.items]
     def info(self):

@@ -18,11 +18,11 @@ def test_two_processes_match_one(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     for name in STRATEGIES:
         r0, r1, one = (torch.load(tmp_path / f"{name}-w{w}-r{r}.pt", weights_only=False) for w, r in ((2, 0), (2, 1), (1, 0)))
-        if name == "derpp":  # its buffer holds each process's own samples: refused, by name
-            assert "cannot run data parallel" in r0["error"] and "error" not in one
-            continue
+        assert "error" not in r0 and "error" not in one, (name, r0.get("error"), one.get("error"))
         for n, t in r0["state"].items():
-            assert torch.equal(t, r1["state"][n]), (name, n)  # the processes never drift apart
+            assert torch.equal(t, r1["state"][n]), (name, n)  # the processes never drift apart (DER++'s buffer included)
+        if name == "derpp": continue  # its buffer offers come in rank order, not batch order: a different run than one process's
+        for n, t in r0["state"].items():
             torch.testing.assert_close(t, one["state"][n], rtol=0, atol=5e-4)  # the same steps, up to summation order (see test_accumulation)
         assert r0["loss"] == pytest.approx(one["loss"], rel=1e-4)
 
