@@ -177,7 +177,7 @@ class DERpp(Memory):
             mb = self.model.make_batch([s for s, _ in items])
             ce, logits = self.model.loss(mb, return_logits=True)
             lg = answer_logits(mb, logits)[0]
-            z = torch.cat([z for _, z in items]).to(lg.device, lg.dtype)
+            z = torch.cat([z.float() for _, z in items]).to(lg.device, lg.dtype)  # stored in float16; float32 also under bf16 autocast
             out = self.cfg.alpha * F.mse_loss(lg, z) + self.cfg.beta * ce
         lg, _, rows = answer_logits(batch, batch["logits"].detach())
         lg, rows = lg.half().cpu(), rows.cpu()
@@ -188,7 +188,7 @@ class DERpp(Memory):
         return out
 
     def after_backward(self, batch):
-        rank, world = dist_info()
+        world = dist_info()[1]
         if world > 1:
             import torch.distributed as dist
             parts = [None] * world; dist.all_gather_object(parts, self.pending); self.pending = []
@@ -233,7 +233,7 @@ class LwF(Strategy):
 
     def penalty(self, batch):
         lg, _, _ = answer_logits(batch, batch["logits"])
-        t = torch.cat([self.teacher[s.id] for s in batch["samples"]]).to(lg.device).float()
+        t = torch.cat([self.teacher[s.id].float() for s in batch["samples"]]).to(lg.device)  # stored in float16; float32 also under bf16 autocast
         T = self.cfg.temperature
         kl = F.kl_div(F.log_softmax(lg.float() / T, -1), F.log_softmax(t / T, -1), log_target=True, reduction="batchmean")
         return self.cfg.lam * T * T * kl

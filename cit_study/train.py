@@ -88,8 +88,6 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
                disable=not progress, mininterval=2)
     dev = model.device.type if hasattr(model, "device") else "cpu"
     rank, world = dist_info()
-    if world > 1 and not getattr(strategy, "data_parallel", True):
-        raise ConfigError(f"strategy {type(strategy).__name__}: cannot run data parallel (its state would differ between processes)")
     flat = _flat(params)
     for step, samples in enumerate(bar, 1):
         opt.zero_grad(set_to_none=True)

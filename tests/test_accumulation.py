@@ -61,3 +61,15 @@ def test_cli_run_with_accumulation_and_bf16(tmp_path):
     (run,) = [read_run(p) for p in tmp_path.glob("*/run.json")]
     assert run["config"]["train"]["grad_accum"] == 2 and run["config"]["train"]["precision"] == "bf16"
     assert run["train"][0]["steps"] == 2 and len(run["matrix"]) == 2
+
+
+@pytest.mark.parametrize("strategy", ["lwf", "derpp"])
+def test_bf16_with_stored_float16_logits(setup, strategy):
+    "LwF's teacher and DER++'s buffer keep logits in float16; under bf16 autocast their penalties still run (second task: both in use)."
+    import numpy as np
+    from cit_study.train import run_stream
+    tok, task = setup
+    m = LMM(build_hf_model("blip2", ModelConfig(llm_layers=2, llm_ffn=128), tok, seed=1), tok, "blip2")
+    other = load_task("count", WorldConfig(n_train=32, n_val=2, n_test=4))
+    res = run_stream(m, make_strategy(strategy, {}), [], [task, other], TrainConfig(steps_per_task=2, bs=4, eval_bs=4, precision="bf16"), progress=False)
+    assert np.isfinite(np.array(res["matrix"])).all() and all(np.isfinite(t["loss"]) for t in res["train"])
