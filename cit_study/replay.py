@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .core import ConfigError, derive_seed
 from .model import answer_logits
-from .train import dist_info
+from .train import dist_info, all_reduce_
 from .strategies import Strategy, register
 
 # %% auto #0
@@ -131,9 +131,14 @@ class AGEM(Memory):
     def after_backward(self, batch):
         if not len(self.buffer): return
         ps = [p for p in self.model.trainable().values() if p.requires_grad and p.grad is not None]
-        mem = self.model.make_batch(self.buffer.sample(self.cfg.mem_bs))
-        ref = torch.autograd.grad(self.model.loss(mem), ps, allow_unused=True)
-        ref = [torch.zeros_like(p) if r is None else r for p, r in zip(ps, ref)]
+        rank, world = dist_info()
+        items = self.buffer.sample(self.cfg.mem_bs)  # the same draw in every process: the buffer and its generator are the same
+        share = items[rank::world]                   # data parallel: each process's share, weighted, then summed
+        ref = [torch.zeros_like(p) for p in ps]
+        if share:
+            g = torch.autograd.grad(self.model.loss(self.model.make_batch(share)) * (len(share) / len(items)), ps, allow_unused=True)
+            ref = [z if r is None else r for z, r in zip(ref, g)]
+        if world > 1: all_reduce_(ref)  # every process projects against the same reference gradient
         self.projected += agem_project_([p.grad for p in ps], ref); self.steps_seen += 1
 
     def state_dict(self): return {**super().state_dict(), "projected": self.projected, "steps_seen": self.steps_seen}
@@ -163,6 +168,7 @@ class DERpp(Memory):
     def setup(self, model, ctx):
         super().setup(model, ctx); self.step_no, self.micro_no, self.pending = 0, 0, []
     def after_task(self, i, task): pass   # the buffer fills during training
+    def before_task(self, i, task): self.by_id = {s.id: s for s in self.train_data(i, task)}  # offers travel between processes as ids
 
     def _draw(self)->list:
         "A memory batch: the buffer's own draw alone; data parallel, one seeded by step and micro-batch, the same in every process."
@@ -181,19 +187,18 @@ class DERpp(Memory):
             out = self.cfg.alpha * F.mse_loss(lg, z) + self.cfg.beta * ce
         lg, _, rows = answer_logits(batch, batch["logits"].detach())
         lg, rows = lg.half().cpu(), rows.cpu()
-        new = [(s, lg[rows == k]) for k, s in enumerate(batch["samples"])]
-        if dist_info()[1] == 1:
-            for item in new: self.buffer.add(item)
-        else: self.pending += new  # offered at the step's end, every process's in rank order (`after_backward`)
+        self.pending += [(s.id, lg[rows == k]) for k, s in enumerate(batch["samples"])]  # offered once per step (`after_backward`)
         return out
 
     def after_backward(self, batch):
-        world = dist_info()[1]
+        "Offer the step's samples with their logits: in batch order; data parallel, every process's in rank order (ids and logits gathered)."
+        parts, world = [self.pending], dist_info()[1]
         if world > 1:
             import torch.distributed as dist
-            parts = [None] * world; dist.all_gather_object(parts, self.pending); self.pending = []
-            for part in parts:
-                for item in part: self.buffer.add(item)
+            parts = [None] * world; dist.all_gather_object(parts, self.pending)
+        self.pending = []
+        for part in parts:
+            for sid, z in part: self.buffer.add((self.by_id[sid], z))
 
     def after_step(self): self.step_no += 1; self.micro_no = 0
     def state_dict(self): return {**super().state_dict(), "step_no": self.step_no}

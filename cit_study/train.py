@@ -18,8 +18,8 @@ from .metrics import task_score
 from .model import trainable_state, load_trainable_state
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'dist_info', 'init_distributed', 'train_task', 'save_checkpoint',
-           'load_checkpoint', 'run_stream']
+__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'dist_info', 'run_device', 'init_distributed', 'all_reduce_',
+           'broadcast_state', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -57,23 +57,58 @@ def dist_info()->tuple:
     import torch.distributed as dist
     return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
 
+def run_device()->torch.device:
+    "Where this process trains: its own GPU (`LOCAL_RANK` under a launcher, else the first) when there is one, else the CPU."
+    import os
+    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
+
 def init_distributed()->tuple:
-    "Join the process group a launcher describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs; returns (rank, world size)."
+    "Join the process group a launcher describes (WORLD_SIZE > 1): NCCL when this process has a GPU, gloo on CPUs; returns (rank, world size)."
     import os, torch.distributed as dist
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available(): torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dev = run_device()
+        if dev.type == "cuda": torch.cuda.set_device(dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return dist_info()
 
 def _flat(params)->list:
     "Parameters from a list of tensors or of AdamW parameter groups."
     return [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
 
+def all_reduce_(tensors:list, bucket:int=2**26):
+    "Sum `tensors` over the processes in place: one collective per bucket of up to `bucket` elements of one dtype and device, not one per tensor."
+    import torch.distributed as dist
+    groups = {}
+    for t in tensors: groups.setdefault((t.device, t.dtype), []).append(t)
+    for ts in groups.values():
+        start = 0
+        while start < len(ts):
+            end, n = start, 0
+            while end < len(ts) and (end == start or n + ts[end].numel() <= bucket): n += ts[end].numel(); end += 1
+            chunk = ts[start:end]
+            flat = torch.cat([t.reshape(-1) for t in chunk]); dist.all_reduce(flat)
+            torch._foreach_copy_(chunk, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in chunk]), chunk)])
+            start = end
+
 def _all_reduce_grads(params:list):
     "Sum every gradient over the processes (each rank's micro-batch losses are already weighted by their share of the global batch)."
+    all_reduce_([p.grad for p in params if p.grad is not None])
+
+def broadcast_state(model, strategy):
+    "Copy rank 0's trainable parameters and strategy state to every process, so that GPU nondeterminism cannot make them drift apart over a stream."
     import torch.distributed as dist
-    for p in params:
-        if p.grad is not None: dist.all_reduce(p.grad)
+    with torch.no_grad():
+        for p in model.trainable().values(): dist.broadcast(p.data, 0)
+    box = [_to_cpu(strategy.state_dict()) if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, 0)
+    if dist.get_rank() != 0: strategy.load_state_dict(box[0])
+
+def _to_cpu(obj):
+    "Tensors in nested dicts, lists and tuples moved to the CPU (what is pickled between processes or to disk)."
+    if isinstance(obj, torch.Tensor): return obj.detach().cpu()
+    if isinstance(obj, dict): return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 # %% ../nbs/09_train.ipynb #b0f499ce
 def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool=True)->dict:
@@ -86,7 +121,7 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     model.train(); total = 0.0
     bar = tqdm(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
                disable=not progress, mininterval=2)
-    dev = model.device.type if hasattr(model, "device") else "cpu"
+    dev = getattr(model, "device", torch.device("cpu"))
     rank, world = dist_info()
     flat = _flat(params)
     for step, samples in enumerate(bar, 1):
@@ -96,7 +131,7 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
         for k in range(0, len(shard), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
             micro = shard[k:k+cfg.bs]; w = len(micro) / len(samples)
             batch = model.make_batch(micro)
-            with torch.autocast(dev, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 loss, logits = strategy.loss(batch)
                 batch["logits"] = logits  # part of the graph: distillation penalties use it, buffers detach it
                 pen = strategy.penalty(batch)
@@ -111,21 +146,21 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     model.eval()
     if world > 1:
         import torch.distributed as dist
-        t = torch.tensor([total], dtype=torch.float64); dist.all_reduce(t); total = float(t)
+        t = torch.tensor([total], dtype=torch.float64, device=dev); dist.all_reduce(t); total = float(t)  # NCCL reduces device tensors only
     return {"steps": steps, "loss": total / steps}
 
 # %% ../nbs/09_train.ipynb #d778eafd
 def save_checkpoint(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2):
     "Write the checkpoint after step `i` and prune old ones."
     ckpt_dir = Path(ckpt_dir)
-    atomic_torch_save({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state},
-                      ckpt_dir / f"step{i:03d}.pt")
+    atomic_torch_save(_to_cpu({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state}),
+                      ckpt_dir / f"step{i:03d}.pt")  # on the CPU: a checkpoint written on one GPU loads on any device
     for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]: old.unlink()
 
 def load_checkpoint(ckpt_dir:Path):
     "The newest readable checkpoint in `ckpt_dir`, or None."
     for p in sorted(Path(ckpt_dir).glob("step*.pt"), reverse=True):
-        try: return torch.load(p, weights_only=False)
+        try: return torch.load(p, map_location="cpu", weights_only=False)  # strategies move their state to the model's device
         except Exception: continue
     return None
 
@@ -138,8 +173,12 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache))
     state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
     start = 0
+    rank, world = dist_info()
     if resume and ckpt_dir is not None:
-        ck = load_checkpoint(ckpt_dir)
+        ck = load_checkpoint(ckpt_dir) if rank == 0 else None  # data parallel: the writer reads, every process gets its copy
+        if world > 1:
+            import torch.distributed as dist
+            box = [ck]; dist.broadcast_object_list(box, 0); ck = box[0]
         if ck is not None:
             load_trainable_state(model, ck["trainable"]); strategy.load_state_dict(ck["strategy"])
             state, start = ck["state"], ck["step"] + 1
@@ -160,8 +199,9 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             strategy.before_task(i, task)
             info = train_task(model, strategy, i, task, cfg, seed, progress)
             strategy.after_task(i, task)
+            if world > 1: broadcast_state(model, strategy)  # every process continues from rank 0's parameters and state
             state["train"].append({"task": task.name, **info, "seconds": time.time() - t0})
         measure(i)
-        if ckpt_dir is not None and dist_info()[0] == 0: save_checkpoint(ckpt_dir, i, model, strategy, state)  # one writer
+        if ckpt_dir is not None and rank == 0: save_checkpoint(ckpt_dir, i, model, strategy, state)  # one writer
     return {"tasks": names, "n_initial": len(initial), "matrix": state["rows"], "predictions": state["predictions"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}

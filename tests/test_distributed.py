@@ -6,7 +6,7 @@ import pytest
 import torch
 
 HERE = Path(__file__).resolve().parent
-STRATEGIES = ["seqft", "ewc", "si", "agem", "lwf", "derpp"]
+STRATEGIES = ["seqft", "ewc", "si", "agem", "agem-dropout", "lwf", "derpp"]
 
 
 def test_two_processes_match_one(tmp_path):
@@ -19,12 +19,22 @@ def test_two_processes_match_one(tmp_path):
     for name in STRATEGIES:
         r0, r1, one = (torch.load(tmp_path / f"{name}-w{w}-r{r}.pt", weights_only=False) for w, r in ((2, 0), (2, 1), (1, 0)))
         assert "error" not in r0 and "error" not in one, (name, r0.get("error"), one.get("error"))
-        for n, t in r0["state"].items():
-            assert torch.equal(t, r1["state"][n]), (name, n)  # the processes never drift apart (DER++'s buffer included)
-        if name == "derpp": continue  # its buffer offers come in rank order, not batch order: a different run than one process's
-        for n, t in r0["state"].items():
-            torch.testing.assert_close(t, one["state"][n], rtol=0, atol=5e-4)  # the same steps, up to summation order (see test_accumulation)
+        assert len(r0["before"]) == len(r1["before"]) == 2
+        for b0, b1 in zip(r0["before"], r1["before"]):  # each task ends with the same weights everywhere, before any broadcast
+            for n, t in b0.items(): assert torch.equal(t, b1[n]), (name, n)  # (DER++'s buffer, A-GEM's reference under dropout included)
+        for n, t in r0["state"].items(): assert torch.equal(t, r1["state"][n]), (name, n)
+        if name in ("derpp", "agem-dropout"): continue  # its buffer offers come in rank order, not batch order: a different run than one process's
+        # the same steps up to summation order: Adam can turn a near-zero gradient's rounding into a full step on a few
+        # elements, so compare the whole update, not each element
+        flat = lambda sd: torch.cat([sd[n].reshape(-1) for n in sorted(sd)])
+        gap, update = (flat(r0["state"]) - flat(one["state"])).norm(), (flat(one["state"]) - flat(one["init"])).norm()
+        assert gap < 3e-2 * update, (name, float(gap), float(update))  # measured: 0.4-0.7% of the update on CPU
         assert r0["loss"] == pytest.approx(one["loss"], rel=1e-4)
+    sums = [torch.load(tmp_path / f"allreduce-r{r}.pt") for r in (0, 1)]
+    for got in sums:  # bucketed all-reduce: every tensor summed over both processes, dtypes kept
+        torch.testing.assert_close(got[0], torch.arange(5.) * 2 + 1, rtol=0, atol=0)
+        torch.testing.assert_close(got[1], torch.full((3, 2), 3.0, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(got[2], torch.ones(7), rtol=0, atol=0)
 
 
 def test_cli_run_in_process_under_torchrun(tmp_path):
