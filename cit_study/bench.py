@@ -50,7 +50,7 @@ def method_costs(methods:list|None=None, # method names (default: every method o
     unknown = [m for m in methods if m not in STRATEGIES]
     if unknown: raise ConfigError(f"methods: unknown {unknown}; known: {sorted(STRATEGIES)}")
     if "seqft" not in methods: methods = ["seqft"] + methods
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")); cuda = device.type == "cuda"
     tok, tasks = _setup(kind, n_train)
     cfg = TrainConfig(steps_per_task=steps, bs=bs)
     runs = {}
@@ -61,10 +61,11 @@ def method_costs(methods:list|None=None, # method names (default: every method o
         for k in np.random.default_rng(r).permutation(len(methods)):  # a fresh order each round: no method always first
             name = methods[k]
             x = runs[name]
-            if device == "cuda": torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats()
+            if cuda: torch.cuda.synchronize(device); torch.cuda.reset_peak_memory_stats(device); held = torch.cuda.memory_allocated(device)
             t0 = time.perf_counter()
             train_task(x["model"], x["strategy"], 2, tasks[1], cfg, derive_seed(0, "bench", r), progress=False)
-            if device == "cuda": torch.cuda.synchronize(); x["peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            if cuda:  # the step's own peak: every method's model stays on the device, so count only what the step adds
+                torch.cuda.synchronize(device); x["peak_mb"] = (torch.cuda.max_memory_allocated(device) - held) / 2**20
             x["times"].append((time.perf_counter() - t0) / steps)
     rows = []
     for name in methods:

@@ -37,6 +37,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--steps-per-task", type=int, default=0, help="optimizer steps per task (0: the preset's)")
     r.add_argument("--grad-accum", type=int, default=0, help="micro-batches of the batch size per optimizer step (0: the preset's)")
     r.add_argument("--precision", default="", choices=["", "fp32", "bf16"], help="bf16: autocast the forward passes (for GPUs); default: the preset's")
+    r.add_argument("--max-len", type=int, default=0, help="longest prompt plus output in LLM tokens (0: the model's own: 48 for built bases, 64 for checkpoints)")
     r.add_argument("--checkpoint", default="", help="a local transformers BLIP-2 / InstructBLIP checkpoint folder to start from (default: the preset's built base)")
     r.add_argument("--datasets", default="", help="YAML or JSON file listing real-dataset tasks (DatasetConfig mappings, or {datasets: [...]}) the stream may name")
     r.add_argument("--results", default="results", help="results folder")
@@ -88,6 +89,7 @@ def _run(a):
     if a.checkpoint: params["checkpoint"] = a.checkpoint
     if a.grad_accum: params["grad_accum"] = a.grad_accum
     if a.precision: params["precision"] = a.precision
+    if a.max_len: params["max_len"] = a.max_len
     if a.datasets: params["datasets"] = read_datasets(a.datasets)
     if a.in_process:
         from cit_study.study import check_params, config_from_params, execute_run
@@ -95,11 +97,16 @@ def _run(a):
         rank, world = init_distributed()
         cfg = config_from_params(check_params(params))
         out = Path(a.results) / cfg.run_id
+        if (out / "run.json").exists():  # finished: nothing is rerun or rewritten
+            if rank == 0: print(f"run finished earlier: {out}")
+            return
         execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0)
         if rank == 0: print(f"run written to {out}" + (f" ({world} processes)" if world > 1 else ""))
         return
+    from cit_study.study import check_params, config_from_params
+    done = (Path(a.results) / config_from_params(check_params(params)).run_id / "run.json").exists()
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
-    print(f"run written to {out}")
+    print(f"run finished earlier: {out}" if done else f"run written to {out}")
 
 def _sweep(a):
     from cit_study.study import load_sweep, sweep

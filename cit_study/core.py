@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'seed_everything', 'atomic_write_bytes',
-           'atomic_write_json', 'atomic_torch_save', 'read_json', 'check_type', 'from_dict', 'versions', 'git_revision',
-           'hardware', 'default_device', 'adamw']
+__all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'folder_fingerprint', 'seed_everything',
+           'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'read_json', 'check_type', 'from_dict',
+           'versions', 'git_revision', 'hardware', 'default_device', 'adamw']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -60,6 +60,19 @@ def config_hash(obj:Any, n:int=12 # hex digits kept
 def derive_seed(*parts)->int:
     "A 31-bit seed derived from a root seed and names."
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
+
+# %% ../nbs/00_core.ipynb #2deb80d2
+def folder_fingerprint(path:str|Path, # a folder of model files (a checkpoint)
+                       edge:int=2**20 # bytes hashed at each end of a large file
+                      )->str:
+    "A short hash of a folder's contents: every file's relative name and size, with all of a small file and both ends of a large one (weights), so a changed checkpoint changes it without reading gigabytes."
+    path, h = Path(path), hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)):
+        size = f.stat().st_size; h.update(f"{f.relative_to(path).as_posix()}\0{size}\0".encode())
+        with open(f, "rb") as fh:
+            if size <= 2 * edge: h.update(fh.read())
+            else: h.update(fh.read(edge)); fh.seek(size - edge); h.update(fh.read(edge))
+    return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #60e14131
 def seed_everything(seed:int # root seed

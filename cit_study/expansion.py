@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
 from .similarity import SimilarityConfig, TaskEmbedder, similarity_matrix
+from .train import dist_info
 
 # %% auto #0
 __all__ = ['tune_keys', 'route', 'EProjConfig', 'EProj', 'TSEProjConfig', 'TSEProj']
@@ -167,6 +168,9 @@ class TSEProj(EProj):
         seen = list(self.ctx.initial) + list(self.ctx.stream[:i - 1])
         if seen:
             s = similarity_matrix([self.embedder.task(t) for t in seen + [task]])[-1, :-1]
+            if dist_info()[1] > 1:  # data parallel: every process takes rank 0's similarities, so all choose the same expert
+                import torch.distributed as dist
+                box = [s]; dist.broadcast_object_list(box, 0); s = box[0]
             k = int(s.argmax()); best = float(s[k])
             if best > self.cfg.tau:
                 self.decisions.append({"task": task.name, "reuses": seen[k].name, "similarity": best})

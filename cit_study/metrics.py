@@ -275,6 +275,8 @@ def _final_scores(run:dict)->dict:
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"run {run.get('run_id', '?')}: needs 'tasks' and a 'matrix' of numbers ({e})") from None
 
+_SAME_START = ("base", "bases", "backend", "checkpoint", "checkpoint_fingerprint", "datasets", "max_len")  # run-config keys a Joint reference must share
+
 def normalised_average(run:dict, # a run (the run.json dict)
                        joint_runs:list, # runs to take the Joint reference from (non-Joint runs are ignored)
                        initial:bool=False # also average the initial (held-in) tasks
@@ -282,8 +284,8 @@ def normalised_average(run:dict, # a run (the run.json dict)
     "Mean over tasks of the run's final score divided by Joint's final score on that task (1.0 = Joint's level)."
     c = run["config"]
     tasks = run["tasks"] if initial else run["tasks"][run["n_initial"]:]
-    js = [j for j in joint_runs if j["config"]["strategy"] == "joint" and j["config"]["base"] == c["base"]
-          and j["config"].get("bases") == c.get("bases") and set(tasks) <= set(j["tasks"])]
+    same = lambda jc: all(jc.get(k) == c.get(k) for k in _SAME_START)  # the same starting model on the same data
+    js = [j for j in joint_runs if j["config"]["strategy"] == "joint" and same(j["config"]) and set(tasks) <= set(j["tasks"])]
     js = [j for j in js if j["config"]["seed"] == c["seed"]] or js
     if not js: return math.nan
     finals, mine = [_final_scores(j) for j in js], _final_scores(run)

@@ -5,6 +5,7 @@
 # %% ../nbs/04_model.ipynb #8e5a4d12
 from __future__ import annotations
 import json, re
+from collections import OrderedDict
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -20,9 +21,9 @@ from .core import ConfigError, from_dict, atomic_write_json, read_json
 
 # %% auto #0
 __all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'BACKENDS', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer',
-           'detokenize', 'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'LMM', 'pixels', 'image_embeds',
-           'make_batch', 'query_features', 'lmm_loss', 'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm',
-           'load_lmm', 'load_checkpoint', 'trainable_state', 'load_trainable_state']
+           'detokenize', 'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'FeatureCache', 'LMM', 'pixels',
+           'image_embeds', 'fit_tokens', 'make_batch', 'query_features', 'lmm_loss', 'label_logits', 'answer_logits',
+           'lmm_generate', 'save_lmm', 'load_lmm', 'load_checkpoint', 'trainable_state', 'load_trainable_state']
 
 # %% ../nbs/04_model.ipynb #f3262b35
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -119,6 +120,23 @@ def to_pixels(images:list)->torch.Tensor:
     return x / 127.5 - 1.0
 
 # %% ../nbs/04_model.ipynb #e12a81ef
+class FeatureCache:
+    "Frozen vision outputs by key, kept on `device` (the CPU by default) within `max_bytes`: past it the least recently used go."
+    def __init__(self, max_bytes:int=2*2**30, device="cpu"):
+        self.max_bytes, self.device, self.nbytes, self.d = max_bytes, torch.device(device), 0, OrderedDict()
+    def __contains__(self, k)->bool: return k in self.d
+    def __len__(self)->int: return len(self.d)
+    def get(self, k)->torch.Tensor:
+        self.d.move_to_end(k); return self.d[k]
+    def put(self, k, v:torch.Tensor):
+        "Keep a copy of `v` (never a view of a batch)."
+        if k in self.d: self.nbytes -= self._size(self.d.pop(k))
+        v = v.detach().to(self.device, copy=True); self.d[k] = v; self.nbytes += self._size(v)
+        while self.nbytes > self.max_bytes and len(self.d) > 1: self.nbytes -= self._size(self.d.popitem(last=False)[1])
+    def clear(self): self.d.clear(); self.nbytes = 0
+    @staticmethod
+    def _size(v): return v.numel() * v.element_size()
+
 class LMM(torch.nn.Module):
     "A BLIP-2-family model: `loss(batch)`, batched greedy `generate(batch)`, `trainable()`, cached vision features."
     def __init__(self, hf, tokenizer, kind:str, max_len:int=48,
@@ -129,7 +147,7 @@ class LMM(torch.nn.Module):
         self.hf, self.tokenizer, self.kind, self.max_len = hf, tokenizer, kind, max_len
         self.image_processor, self.qformer_tokenizer = image_processor, qformer_tokenizer
         self.encoder_decoder = not hf.config.use_decoder_only_language_model  # T5-style LLM: prompt to the encoder, output from the decoder
-        self.feature_cache = {}   # sample id -> frozen vision output (the vision encoder never trains in the stream)
+        self.feature_cache = FeatureCache()  # (task, sample id) -> frozen vision output (the vision encoder never trains in the stream)
         self.train_vision = False # only base building may train the vision encoder
         self.projection = hf.language_projection
         self.freeze_frozen()
@@ -163,16 +181,24 @@ LMM.pixels = pixels
 def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
     "Vision-encoder outputs (B, patches+1, D) for `samples`: cached and gradient-free unless `train_vision` is set."
     if self.train_vision: return self.hf.vision_model(pixel_values=self.pixels([s.image for s in samples]).to(self.device)).last_hidden_state
-    missing = [s for s in samples if s.id not in self.feature_cache]
-    with torch.no_grad():
+    keys = [(s.task, s.id) for s in samples]  # ids are unique within a task
+    got = {k: self.feature_cache.get(k) for k in keys if k in self.feature_cache}
+    missing = list({k: s for k, s in zip(keys, samples) if k not in got}.items())
+    with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # full precision whatever the caller's autocast: one value per sample
         for i in range(0, len(missing), bs):
             chunk = missing[i:i+bs]
-            out = self.hf.vision_model(pixel_values=self.pixels([s.image for s in chunk]).to(self.device)).last_hidden_state
-            for s, o in zip(chunk, out): self.feature_cache[s.id] = o
-    return torch.stack([self.feature_cache[s.id] for s in samples])
+            out = self.hf.vision_model(pixel_values=self.pixels([s.image for _, s in chunk]).to(self.device)).last_hidden_state
+            for (k, _), o in zip(chunk, out): got[k] = o; self.feature_cache.put(k, o)
+    return torch.stack([got[k].to(self.device) for k in keys])
 LMM.image_embeds = image_embeds
 
 # %% ../nbs/04_model.ipynb #de1b0e5c
+def fit_tokens(bos:list, prompt:list, output:list, L:int)->tuple:
+    "Prompt and output ids cut to `L` tokens together: the output keeps all of itself or at least half of `L`, the prompt keeps BOS and its end (the question and the answer cue)."
+    output = output[:max(L - len(bos) - len(prompt), L // 2)]
+    keep = max(L - len(bos) - len(output), 0)
+    return bos + prompt[max(len(prompt) - keep, 0):], output
+
 def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
     "Token ids, masks and labels for `samples`; right-padded for training, left-padded prompts for generation (decoder-only LLMs)."
     tok, L = self.tokenizer, self.max_len
@@ -188,16 +214,16 @@ def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
             b["labels"] = torch.tensor([o + [-100] * (m - len(o)) for o in outs])
         return _qformer_text(self, b, samples)
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-    prompts = [bos + tok(s.instruction, add_special_tokens=False)["input_ids"] for s in samples]
+    body = [tok(s.instruction, add_special_tokens=False)["input_ids"] for s in samples]
     if with_output:
-        outs = [tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for s in samples]
-        seqs = [(p + o)[:L] for p, o in zip(prompts, outs)]
+        pairs = [fit_tokens(bos, p, tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id], L) for p, s in zip(body, samples)]
+        seqs = [p + o for p, o in pairs]
         n = max(map(len, seqs))
         b["input_ids"] = torch.tensor([s + [tok.pad_token_id] * (n - len(s)) for s in seqs])
         b["attention_mask"] = torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs])
-        b["labels"] = torch.tensor([([-100] * len(p) + o)[:L] + [-100] * (n - len(s)) for p, o, s in zip(prompts, outs, seqs)])
+        b["labels"] = torch.tensor([[-100] * len(p) + o + [-100] * (n - len(p) - len(o)) for p, o in pairs])
     else:
-        seqs = [p[-L:] for p in prompts]; n = max(map(len, seqs))
+        seqs = [fit_tokens(bos, p, [], L)[0] for p in body]; n = max(map(len, seqs))
         b["input_ids"] = torch.tensor([[tok.pad_token_id] * (n - len(s)) + s for s in seqs])
         b["attention_mask"] = torch.tensor([[0] * (n - len(s)) + [1] * len(s) for s in seqs])
     return _qformer_text(self, b, samples)
@@ -258,7 +284,7 @@ def lmm_loss(self:LMM, batch:dict, projection=None,
     else:
         logits = self.hf.language_model(inputs_embeds=emb, attention_mask=mask).logits
         nq = emb.shape[1] - batch["input_ids"].shape[1]
-        labels = torch.cat([torch.full((emb.shape[0], nq), -100), batch["labels"]], 1).to(self.device)
+        labels = torch.cat([torch.full((emb.shape[0], nq), -100, device=self.device), batch["labels"].to(self.device)], 1)
         lg, lb = logits[:, :-1].float(), labels[:, 1:]
     if reduction == "token": loss = F.cross_entropy(lg.reshape(-1, lg.shape[-1]), lb.reshape(-1), ignore_index=-100)
     elif reduction in ("sample", "none"):

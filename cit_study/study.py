@@ -13,7 +13,7 @@ import yaml
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions,
+from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
                             git_revision, hardware, seed_everything)
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
@@ -24,7 +24,7 @@ from .metrics import cl_summary
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
 from .similarity import SimilarityConfig, run_similarity
-from .train import TrainConfig, run_stream, dist_info
+from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS',
@@ -59,6 +59,8 @@ class RunConfig:
     checkpoint: str = field(default="", metadata={"omit_default": True})  # a local transformers checkpoint folder to start from instead of a built base
     datasets: list = field(default_factory=list, metadata={"omit_default": True})  # real-dataset tasks (`DatasetConfig` mappings); their names may appear in the stream
     backend: str = field(default="tiny", metadata={"omit_default": True})  # the bases' model: 'tiny' (04_model, 05_bases) or 'minireal' (05a_minireal)
+    max_len: int = field(default=0, metadata={"omit_default": True})  # longest prompt plus output in LLM tokens (0: the model's own: 48 built, 64 checkpoints)
+    checkpoint_fingerprint: str = field(default="", metadata={"omit_default": True})  # set from the checkpoint folder's contents (core.folder_fingerprint)
 
     def __post_init__(self):
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
@@ -74,7 +76,14 @@ class RunConfig:
         if dup: raise ConfigError(f"datasets: task name(s) {dup} appear more than once")
         check_stream(self.stream, sorted(set(TASK_NAMES) | set(names)), "stream")
         if self.backend not in BACKEND_NAMES: raise ConfigError(f"backend: {self.backend!r} is not one of {BACKEND_NAMES}")
-        if self.checkpoint: check_checkpoint(self.checkpoint, self.base)
+        if self.max_len != 0 and self.max_len < 4: raise ConfigError(f"max_len: must be 0 (the model's own) or >= 4, got {self.max_len}")
+        if self.checkpoint:  # the run id names the checkpoint by where it is and by what it holds
+            self.checkpoint = str(Path(self.checkpoint).resolve()); check_checkpoint(self.checkpoint, self.base)
+            fp = folder_fingerprint(self.checkpoint)
+            if self.checkpoint_fingerprint and self.checkpoint_fingerprint != fp:
+                raise ConfigError(f"checkpoint: {self.checkpoint} has changed since this config was written (fingerprint {fp}, recorded {self.checkpoint_fingerprint})")
+            self.checkpoint_fingerprint = fp
+        elif self.checkpoint_fingerprint: raise ConfigError("checkpoint_fingerprint: set without a checkpoint")
         clash = [t for t in self.stream if t in self.initial]
         if clash: raise ConfigError(f"stream: task(s) {clash} are initial (held-in) tasks of the {self.base} base")
 
@@ -93,7 +102,9 @@ class RunConfig:
 
     def load_base(self, cache:str|Path|None=None, device=None):
         "The run's starting model, loaded."
-        return load_checkpoint(self.checkpoint, device=device) if self.checkpoint else load_lmm(self.base_path(cache), device)
+        m = load_checkpoint(self.checkpoint, max_len=self.max_len or 64, device=device) if self.checkpoint else load_lmm(self.base_path(cache), device)
+        if self.max_len: m.max_len = self.max_len
+        return m
 
     @property
     def run_id(self)->str: return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
@@ -164,6 +175,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 datasets:list|None=None, # real-dataset tasks (`DatasetConfig` mappings) the stream may name
                 grad_accum:int=0,        # micro-batches per optimizer step (0: the preset's)
                 precision:str="",        # 'fp32' or 'bf16' ('': the preset's)
+                max_len:int=0,           # longest prompt plus output in LLM tokens (0: the model's own)
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
@@ -176,7 +188,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
                      stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
                      train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint,
-                     datasets=list(datasets or []), backend=p.get("backend", "tiny"))
+                     datasets=list(datasets or []), backend=p.get("backend", "tiny"), max_len=max_len)
 
 # %% ../nbs/10_study.ipynb #8e852022
 def load_task_data(cfg:RunConfig)->tuple:
@@ -201,10 +213,10 @@ def run_similarity_config(strategy)->SimilarityConfig:
 def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True)->dict:
     "Run one stream and write its results to `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    if (out_dir / "run.json").exists() and not resume: return read_run(out_dir / "run.json")
+    if (out_dir / "run.json").exists(): return read_run(out_dir / "run.json")  # finished: resuming has nothing left to do
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
-    model = cfg.load_base(cache)
+    model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
     initial, stream = load_task_data(cfg)
     strategy = make_strategy(cfg.strategy, cfg.strategy_params)
     similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
@@ -254,7 +266,7 @@ def config_from_params(params:dict)->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
                        params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
-                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""))
+                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""), params.get("max_len", 0))
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 class WarmKernel:
@@ -293,8 +305,10 @@ def run_notebook(params:dict, # template parameters (validated here)
     params = check_params(params, template)
     cfg = config_from_params(params)
     out = Path(results) / cfg.run_id
-    if (out / "run.json").exists() and not resume: return out
-    for d in cfg.datasets: check_dataset(d)  # a bad annotation file or a missing image stops the run here, before a kernel starts
+    if (out / "run.json").exists(): return out  # finished
+    used = set(cfg.initial) | set(cfg.stream)
+    for d in cfg.datasets:  # a bad annotation file or a missing image of a task the run uses stops it here, before a kernel starts
+        if d["name"] in used: check_dataset(d)
     out.mkdir(parents=True, exist_ok=True)
     params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": progress,
               "threads": threads}

@@ -36,7 +36,7 @@ class TIRMixin:
     def setup(self, model, ctx):
         super().setup(model, ctx)
         self.omax = {n: torch.zeros_like(p) for n, p in self.params.items()}
-        self.owner = {n: torch.full(p.shape, -1, dtype=torch.long) for n, p in self.params.items()}
+        self.owner = {n: torch.full(p.shape, -1, dtype=torch.long, device=p.device) for n, p in self.params.items()}
         self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
         self.scaling = []   # per task: the similarity to each earlier task that owns importance
 
@@ -63,7 +63,7 @@ class TIRMixin:
         super().before_task(i, task)
         if not self.tasks_merged: return
         s = self.similarities(task)
-        relax = torch.cat([1 - s, torch.ones(1)])               # index -1 (no owner) keeps its value
+        relax = torch.cat([1 - s, torch.ones(1)]).to(next(iter(self.omax.values())).device)  # index -1 (no owner) keeps its value
         scaled = {n: self.omax[n] * relax[self.owner[n]] for n in self.omax}
         if self.cfg.compound: self.omax = {n: v.clone() for n, v in scaled.items()}
         self.quad.set(scaled, self.anchor())
@@ -72,7 +72,8 @@ class TIRMixin:
     def state_dict(self): return {**super().state_dict(), "omax": self.omax, "owner": self.owner, "scaling": list(self.scaling)}
     def load_state_dict(self, sd):
         super().load_state_dict(sd)
-        self.omax = {n: v.clone() for n, v in sd["omax"].items()}; self.owner = {n: v.clone() for n, v in sd["owner"].items()}
+        self.omax = {n: v.to(self.params[n].device, copy=True) for n, v in sd["omax"].items()}  # checkpoints hold CPU tensors
+        self.owner = {n: v.to(self.params[n].device, copy=True) for n, v in sd["owner"].items()}
         self.scaling = list(sd["scaling"])
 
     def info(self):

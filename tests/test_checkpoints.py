@@ -85,8 +85,25 @@ def test_cli_run_from_a_checkpoint_folder(world, tmp_path):
     cli("run", "--preset", "smoke", "--base", "instructblip", "--checkpoint", tmp_path / "ckpt", "--steps-per-task", 2,
         "--stream", "count,gqa", "--results", tmp_path / "results")
     (run,) = [read_run(p) for p in (tmp_path / "results").glob("*/run.json")]
-    assert run["config"]["checkpoint"] == str(tmp_path / "ckpt") and run["base_path"] == str((tmp_path / "ckpt").resolve())
+    assert run["config"]["checkpoint"] == run["base_path"] == str((tmp_path / "ckpt").resolve()) and len(run["config"]["checkpoint_fingerprint"]) == 16
     assert run["n_initial"] == 0 and run["tasks"] == ["count", "gqa"] and len(run["matrix"]) == 3
     bad = cli("run", "--preset", "smoke", "--base", "blip2", "--checkpoint", tmp_path / "ckpt", "--results", tmp_path / "r2", check=False)
     assert bad.returncode != 0 and "model_type 'instructblip'" in bad.stderr + bad.stdout
     assert not (tmp_path / "r2").exists() or not list((tmp_path / "r2").glob("*/run.json"))
+
+
+def test_run_id_names_a_checkpoint_by_place_and_contents(world, tmp_path, monkeypatch):
+    "A relative and an absolute path to one folder give one run id; changed weights give another; a stale recorded fingerprint is refused."
+    import dataclasses
+    from cit_study.study import make_config
+    tok, _ = world
+    save_checkpoint(tok, "blip2", "opt", tmp_path / "ckpt")
+    monkeypatch.chdir(tmp_path)
+    a = make_config("smoke", "blip2", checkpoint="ckpt", stream=["count"])
+    assert a.checkpoint == str((tmp_path / "ckpt").resolve())
+    assert make_config("smoke", "blip2", checkpoint=str(tmp_path / "ckpt"), stream=["count"]).run_id == a.run_id
+    assert a.load_base().max_len == 64 and make_config("smoke", "blip2", checkpoint="ckpt", stream=["count"], max_len=20).load_base().max_len == 20
+    w = next(p for p in (tmp_path / "ckpt").iterdir() if p.suffix == ".safetensors")
+    data = bytearray(w.read_bytes()); data[-1] ^= 1; w.write_bytes(bytes(data))  # one bit of the weights
+    assert make_config("smoke", "blip2", checkpoint="ckpt", stream=["count"]).run_id != a.run_id
+    with pytest.raises(ConfigError, match="has changed since"): dataclasses.replace(a)

@@ -25,7 +25,9 @@ def write_records(root, n=12, missing=None):
 
 
 def test_run_on_a_records_dataset_and_a_synthetic_task(tmp_path):
-    spec = tmp_path / "data.yaml"; spec.write_text(yaml.safe_dump({"datasets": [write_records(tmp_path / "ds")]}))
+    "A listed dataset the run does not use is not read: its missing image stops nothing."
+    unused = {**write_records(tmp_path / "other", missing="train1.png"), "name": "unused"}
+    spec = tmp_path / "data.yaml"; spec.write_text(yaml.safe_dump({"datasets": [write_records(tmp_path / "ds"), unused]}))
     cli("run", "--preset", "smoke", "--datasets", spec, "--stream", "border,count", "--steps-per-task", 2, "--results", tmp_path / "results")
     (run,) = [read_run(p) for p in (tmp_path / "results").glob("*/run.json")]
     assert run["tasks"] == ["border", "count"] and len(run["matrix"]) == 3

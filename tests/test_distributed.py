@@ -49,3 +49,8 @@ def test_cli_run_in_process_under_torchrun(tmp_path):
     (run,) = [read_run(f) for f in tmp_path.glob("*/run.json")]
     assert run["tasks"] == ["count", "gqa"] and len(run["matrix"]) == 3
     assert sorted(f.name for f in next(tmp_path.glob("*/checkpoints")).iterdir())  # rank 0 wrote them
+    written = next(tmp_path.glob("*/run.json")).read_bytes()
+    p = subprocess.run([str(bin_ / "cit-study"), "run", "--in-process", "--preset", "smoke", "--stream", "count,gqa", "--steps-per-task", "2",
+                        "--results", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0 and "run finished earlier" in p.stdout, p.stdout + p.stderr[-2000:]
+    assert next(tmp_path.glob("*/run.json")).read_bytes() == written  # a finished run is neither rerun nor rewritten
