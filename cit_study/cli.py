@@ -92,11 +92,11 @@ def _run(a):
     if a.max_len: params["max_len"] = a.max_len
     if a.datasets: params["datasets"] = read_datasets(a.datasets)
     if a.in_process:
-        from cit_study.study import check_params, config_from_params, execute_run
+        from cit_study.study import check_params, config_from_params, execute_run, open_results
         from cit_study.train import init_distributed
         rank, world = init_distributed()
         cfg = config_from_params(check_params(params))
-        out = Path(a.results) / cfg.run_id
+        out = open_results(a.results) / cfg.run_id
         if (out / "run.json").exists():  # finished: nothing is rerun or rewritten
             if rank == 0: print(f"run finished earlier: {out}")
             return
@@ -154,5 +154,5 @@ def main(argv:list|None=None)->int:
     try: return {"run": _run, "sweep": _sweep, "report": _report, "study": _study, "bench": _bench}[a.cmd](a) or 0
     except ConfigError as e:
         print(f"cit-study {a.cmd}: error: {e}", file=sys.stderr); return 2
-    except RuntimeError as e:
+    except (RuntimeError, FloatingPointError) as e:  # a failed run (its record kept), a non-finite loss (its last checkpoint kept)
         print(f"cit-study {a.cmd}: {e}", file=sys.stderr); return 1

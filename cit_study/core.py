@@ -15,8 +15,8 @@ import torch
 
 # %% auto #0
 __all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'folder_fingerprint', 'seed_everything',
-           'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'read_json', 'check_type', 'from_dict',
-           'versions', 'git_revision', 'hardware', 'default_device', 'adamw']
+           'failpoint', 'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'torch_load_checked',
+           'read_json', 'check_type', 'from_dict', 'versions', 'git_revision', 'hardware', 'default_device', 'adamw']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -84,27 +84,64 @@ def seed_everything(seed:int # root seed
 def _umask()->int:
     u = os.umask(0); os.umask(u); return u
 
+_HITS = {}
+
+def failpoint(name:str):
+    "A crash-test hook: with `CIT_STUDY_KILL_AT=name:n` set, the process kills itself with SIGKILL the n-th time it reaches `name` (no cleanup runs: a crash, an OOM kill, a pre-empted job)."
+    spec = os.environ.get("CIT_STUDY_KILL_AT")
+    if not spec or spec.partition(":")[0] != name: return
+    _HITS[name] = _HITS.get(name, 0) + 1
+    if _HITS[name] == int(spec.partition(":")[2] or 1):
+        import signal; os.kill(os.getpid(), signal.SIGKILL)
+
+def _fsync_dir(path:Path):
+    "Make a rename in `path` durable (where the platform allows opening a folder)."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
 def atomic_write_bytes(path:str|Path, data:bytes):
-    "Write `data` to `path` atomically (temp file, fsync, rename)."
+    "Write `data` to `path` atomically (temp file, fsync, rename, fsync of the folder)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+            half = len(data) // 2
+            f.write(data[:half]); f.flush(); failpoint("write_partial")  # a crash here leaves only a hidden temp file
+            f.write(data[half:]); f.flush(); os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are ordinary readable files
+        failpoint("write_before_rename")
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
 
 def atomic_write_json(path:str|Path, obj:Any):
     "Write `obj` as indented JSON to `path` atomically."
     atomic_write_bytes(path, (json.dumps(to_jsonable(obj), indent=1, allow_nan=True) + "\n").encode())
 
-def atomic_torch_save(obj:Any, path:str|Path):
+_TRAILER = b"cit-study-sha256:"
+
+def atomic_torch_save(obj:Any, path:str|Path, checksum:bool=False # append a SHA-256 of the bytes, checked by `torch_load_checked`
+                     ):
     "`torch.save` to `path` atomically."
     import io
-    buf = io.BytesIO(); torch.save(obj, buf); atomic_write_bytes(path, buf.getvalue())
+    buf = io.BytesIO(); torch.save(obj, buf); data = buf.getvalue()
+    atomic_write_bytes(path, data + _TRAILER + hashlib.sha256(data).digest() if checksum else data)
+
+def torch_load_checked(path:str|Path, map_location="cpu")->Any:
+    "Load a file of `atomic_torch_save`, refusing (with a `ConfigError` naming it) one whose bytes do not match their checksum; a file without a checksum is loaded as it is."
+    import io
+    data, n = Path(path).read_bytes(), len(_TRAILER) + 32
+    if len(data) >= n and data[-n:-32] == _TRAILER:
+        body = data[:-n]
+        if hashlib.sha256(body).digest() != data[-32:]: raise ConfigError(f"{path}: damaged (its checksum does not match its contents)")
+        data = body
+    try: return torch.load(io.BytesIO(data), map_location=map_location, weights_only=False)
+    except Exception as e: raise ConfigError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
 
 def read_json(path:str|Path)->Any:
     "Read a JSON file, naming the file in any error."

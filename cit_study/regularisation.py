@@ -142,6 +142,8 @@ def importance(model, samples:list, kind:str="fisher", # 'fisher' (EWC) or 'mas'
     return out
 
 # %% ../nbs/08a_regularisation.ipynb #56447e6a
+_F32_MAX = float(torch.finfo(torch.float32).max)
+
 @dataclass
 class RegConfig:
     "Settings shared by the importance-weighted penalties."
@@ -151,7 +153,7 @@ class RegConfig:
     chunk: int = 32          # with bs=1, samples per vectorised per-sample-gradient pass (0: one backward per sample)
 
     def __post_init__(self):
-        if self.lam < 0: raise ConfigError(f"lam: must be >= 0, got {self.lam}")
+        if not 0 <= self.lam <= _F32_MAX: raise ConfigError(f"lam: must be in [0, {_F32_MAX:.3g}] (penalty gradients are float32), got {self.lam}")
         if self.samples < 1: raise ConfigError(f"samples: must be >= 1, got {self.samples}")
         if self.bs < 1: raise ConfigError(f"bs: must be >= 1, got {self.bs}")
         if self.chunk < 0: raise ConfigError(f"chunk: must be >= 0, got {self.chunk}")

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import ConfigError, atomic_write_bytes, read_json
-from .study import read_run, EXPERIMENTS
+from .study import read_run, open_results, EXPERIMENTS
 
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures', 'summary_frame',
@@ -28,8 +28,7 @@ INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb"]  # from the 
 
 def load_results(results:str|Path)->list:
     "Every finished run in a results folder, sorted by run id."
-    results = Path(results)
-    if not results.is_dir(): raise ConfigError(f"{results}: results folder not found")
+    results = open_results(results, create=False)  # a folder of another format version is refused, not misread
     return [read_run(p) for p in sorted(results.glob("*/run.json"))]
 
 def load_failures(results:str|Path)->list:

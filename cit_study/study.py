@@ -27,11 +27,12 @@ from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'EXPERIMENTS',
-           'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data',
-           'read_run', 'run_similarity_config', 'execute_run', 'template_params', 'check_params', 'config_from_params',
-           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit',
-           'canonical_params', 'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
+__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'RESULTS_MARKER',
+           'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset', 'make_config',
+           'load_task_data', 'read_run', 'run_similarity_config', 'open_results', 'execute_run', 'template_params',
+           'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
+           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'stream_order', 'plan_study',
+           'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
@@ -210,10 +211,37 @@ def run_similarity_config(strategy)->SimilarityConfig:
     "The encoders of the run's saved similarity matrix: the strategy's own when it has them, else the defaults."
     return strategy.cfg.similarity() if hasattr(strategy.cfg, "similarity") else SimilarityConfig()
 
+RESULTS_MARKER = "cit-study-results.json"  # in a results folder: the format version of everything in it
+
+def open_results(results:str|Path, create:bool=True # False: only check (a folder being read)
+                )->Path:
+    "Create or check a results folder: a marker records its format version, and a folder of another version (marker, or an unmarked folder's runs) is refused before anything runs in it."
+    results = Path(results)
+    if not create:
+        if not results.is_dir(): raise ConfigError(f"{results}: results folder not found")
+        if not (results / RESULTS_MARKER).exists(): return results  # every run.json is checked as it is read (`read_run`)
+    results.mkdir(parents=True, exist_ok=True)
+    marker = results / RESULTS_MARKER
+    if marker.exists():
+        v = read_json(marker).get("format_version")
+        if v != FORMAT_VERSION: raise ConfigError(f"{marker}: a results folder of format_version {v!r}; this version reads and writes {FORMAT_VERSION} (use another results folder)")
+    else:
+        for p in sorted(results.glob("*/run.json")): read_run(p)  # an unmarked folder from before markers: its runs must be of this format
+        atomic_write_json(marker, {"format_version": FORMAT_VERSION})
+    return results
+
 def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True)->dict:
-    "Run one stream and write its results to `out_dir`."
+    "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "run.json").exists(): return read_run(out_dir / "run.json")  # finished: resuming has nothing left to do
+    if dist_info()[0] != 0: return _execute_run(cfg, out_dir, cache, resume, progress)
+    try:
+        with FileLock(str(out_dir / ".running.lock"), timeout=0):
+            for tmp in out_dir.glob(".*.tmp"): tmp.unlink(missing_ok=True)  # writes a crash cut short
+            return _execute_run(cfg, out_dir, cache, resume, progress)
+    except Timeout: raise ConfigError(f"run {cfg.run_id}: {out_dir} is being written by another process") from None
+
+def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)->dict:
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
     model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
@@ -228,7 +256,8 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(cfg.base_path(cache)),
+           "base_path": str(cfg.base_path(cache)), "data": {t.name: t.fingerprint() for t in initial + stream},
+           "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity}
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
@@ -306,6 +335,7 @@ def run_notebook(params:dict, # template parameters (validated here)
     cfg = config_from_params(params)
     out = Path(results) / cfg.run_id
     if (out / "run.json").exists(): return out  # finished
+    open_results(results)
     used = set(cfg.initial) | set(cfg.stream)
     for d in cfg.datasets:  # a bad annotation file or a missing image of a task the run uses stops it here, before a kernel starts
         if d["name"] in used: check_dataset(d)
@@ -380,7 +410,7 @@ def run_all(runs:list, # template parameters, one dict per run
         try: (done if run_once(r, results, cache, threads=_threads(workers), kernel=kernel)["status"] == "done" else skipped).append(rid)
         except Exception as e: failed[rid] = str(e)
         finally: bar.set_postfix_str(rid); bar.update()
-    Path(results).mkdir(parents=True, exist_ok=True)
+    open_results(results)  # a folder of another format version is refused before any run
     try:
         if workers <= 1:
             for item in cfgs.items(): one(item)
@@ -419,6 +449,7 @@ def submit(runs:list, # template parameters, one dict per run
     if cluster not in ("slurm", "local"): raise ConfigError(f"cluster {cluster!r}: expected 'slurm' or 'local'")
     cfgs = {}
     for r in runs: cfgs.setdefault(config_from_params(check_params(r)).run_id, r)  # refuse a bad run before submitting any
+    open_results(results)
     todo = {rid: r for rid, r in cfgs.items() if not (Path(results) / rid / "run.json").exists()}
     out = {"done": [], "skipped": sorted(set(cfgs) - set(todo)), "failed": {}, "jobs": {}}
     if not todo: return out

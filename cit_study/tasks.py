@@ -56,6 +56,17 @@ class TaskData:
     @property
     def name(self): return self.spec.name
 
+    def fingerprint(self)->str:
+        "A short hash of everything the task feeds a run: metric, templates and every split's ids, instructions, outputs, references and image pixels."
+        import hashlib, json
+        h = hashlib.sha256(json.dumps([self.spec.name, self.spec.metric, self.spec.templates, self.spec.max_new_tokens], default=str).encode())
+        for split in (self.train, self.val, self.test):
+            h.update(b"|split|")
+            for s in split:
+                h.update(json.dumps([s.id, s.instruction, s.output, s.ref], default=str).encode())
+                img = np.ascontiguousarray(s.image); h.update(str(img.shape).encode()); h.update(img.tobytes())
+        return h.hexdigest()[:16]
+
 def check_stream(stream:list, known:list, where:str="stream"):
     "Refuse an empty stream, unknown task names and repeated tasks."
     if not stream: raise ConfigError(f"{where}: empty task stream")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_train.ipynb #97231756
 from __future__ import annotations
-import math, time
+import math, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,13 +12,13 @@ from types import SimpleNamespace
 import torch
 from tqdm.auto import tqdm
 
-from .core import ConfigError, derive_seed, atomic_torch_save, adamw
+from .core import ConfigError, derive_seed, atomic_torch_save, torch_load_checked, adamw, failpoint
 from .tasks import sample_batches
 from .metrics import task_score
 from .model import trainable_state, load_trainable_state
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'TrainConfig', 'evaluate', 'dist_info', 'run_device', 'init_distributed', 'all_reduce_',
+__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'evaluate', 'dist_info', 'run_device', 'init_distributed', 'all_reduce_',
            'broadcast_state', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
@@ -49,6 +49,7 @@ def evaluate(strategy, tasks:list, eval_bs:int=64)->tuple:
         outs = strategy.predict(t.test, t.spec.max_new_tokens, eval_bs)
         preds[t.name] = {s.id: o for s, o in zip(t.test, outs)}
         scores[t.name] = task_score(t.spec.metric, preds[t.name], {s.id: s.ref for s in t.test})
+        failpoint("evaluate")
     return scores, preds
 
 # %% ../nbs/09_train.ipynb #94abadb8
@@ -111,57 +112,97 @@ def _to_cpu(obj):
     return obj
 
 # %% ../nbs/09_train.ipynb #b0f499ce
+PENALTY_WARN = 1e3  # a penalty this many times the task loss is reported as exploding
+
+class _Faults:
+    "One task's numerical checks: a non-finite value stops the run naming task, step and culprit; penalties are recorded (never clipped) and reported when they explode."
+    def __init__(self, i:int, task, strategy):
+        self.where, self.name = f"task {i} ({task.name})", getattr(strategy, "name", type(strategy).__name__)
+        self.pen_total, self.pen_max, self.notes = 0.0, None, []
+
+    def stop(self, step:int, what:str, detail:str):
+        raise FloatingPointError(f"{self.where}, step {step}: {what} is not finite ({detail}); the run stops, its last checkpoint kept")
+
+    def loss(self, step:int, lv:float, pv:float|None, w:float):
+        "Check one micro-batch's task loss and penalty; record the penalty."
+        if not math.isfinite(lv): self.stop(step, "the task loss", f"task loss {lv}")
+        if pv is None: return
+        if not math.isfinite(pv): self.stop(step, f"the {self.name} penalty", f"task loss {lv}, penalty {pv}")
+        self.pen_total += pv * w; self.pen_max = pv if self.pen_max is None else max(self.pen_max, pv)
+        self.size(step, pv, lv)
+
+    def size(self, step:int, pv:float, lv:float):
+        "Report (once per task) a penalty over `PENALTY_WARN` times the task loss."
+        if not self.notes and pv > PENALTY_WARN * max(lv, 1e-12):
+            self.notes.append(f"{self.where}, step {step}: the {self.name} penalty {pv:.3g} is {pv / max(lv, 1e-12):.3g}x the task loss "
+                              f"{lv:.3g} (over {PENALTY_WARN:g}x): check its weight")
+            warnings.warn(self.notes[-1])
+
+def _finite_grads(params:list)->bool:
+    gs = [p.grad for p in params if p.grad is not None]
+    return not gs or bool(torch.isfinite(torch.stack(torch._foreach_norm(gs))).all())
+
 def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool=True)->dict:
-    "Train stream task `i` (1-based); returns steps done and the mean loss."
+    "Train stream task `i` (1-based); returns steps done, the mean task loss, the penalty's mean and maximum (or its value at the end, for penalties applied as gradients), and any warnings."
     data, steps = strategy.train_data(i, task), strategy.steps(i, task, cfg.steps_per_task)
     if steps == 0 or not data: return {"steps": 0, "loss": float("nan")}
     s = derive_seed(seed, "task", i); torch.manual_seed(s)
     params = strategy.parameters()
     opt = adamw(params, cfg.lr)
-    model.train(); total = 0.0
+    model.train(); total = 0.0; faults = _Faults(i, task, strategy)
     bar = tqdm(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
                disable=not progress, mininterval=2)
     dev = getattr(model, "device", torch.device("cpu"))
     rank, world = dist_info()
     flat = _flat(params)
     for step, samples in enumerate(bar, 1):
-        opt.zero_grad(set_to_none=True)
-        shard = samples[rank::world]  # this process's share of the step's batch
-        if not shard: raise ConfigError(f"task {i} ({task.name}): a batch of {len(samples)} samples cannot be split over {world} processes")
-        for k in range(0, len(shard), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
-            micro = shard[k:k+cfg.bs]; w = len(micro) / len(samples)
-            batch = model.make_batch(micro)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                loss, logits = strategy.loss(batch)
-                batch["logits"] = logits  # part of the graph: distillation penalties use it, buffers detach it
-                pen = strategy.penalty(batch)
-            full = loss if pen is None else loss + pen
-            if not torch.isfinite(full):
-                raise FloatingPointError(f"task {i} ({task.name}), step {step}: non-finite loss {full.item()} (task loss {loss.item()})")
-            (full if w == 1 else full * w).backward()
-            total += loss.item() * w
-        if world > 1: _all_reduce_grads(flat)
-        strategy.after_backward(batch)  # once per step, on the accumulated gradient (A-GEM's projection, SI's path, penalty gradients)
-        opt.step(); strategy.after_step()
+        try:
+            opt.zero_grad(set_to_none=True)
+            shard = samples[rank::world]  # this process's share of the step's batch
+            if not shard: raise ConfigError(f"task {i} ({task.name}): a batch of {len(samples)} samples cannot be split over {world} processes")
+            for k in range(0, len(shard), cfg.bs):  # micro-batches; each loss weighted by its share, so the gradient is the whole batch's mean
+                micro = shard[k:k+cfg.bs]; w = len(micro) / len(samples)
+                batch = model.make_batch(micro)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+                    loss, logits = strategy.loss(batch)
+                    batch["logits"] = logits  # part of the graph: distillation penalties use it, buffers detach it
+                    pen = strategy.penalty(batch)
+                lv = loss.item(); faults.loss(step, lv, None if pen is None else pen.item(), w)
+                ((loss if pen is None else loss + pen) * w).backward()
+                total += lv * w
+            if world > 1: _all_reduce_grads(flat)
+            strategy.after_backward(batch)  # once per step, on the accumulated gradient (A-GEM's projection, SI's path, penalty gradients)
+            if not _finite_grads(flat):
+                faults.stop(step, f"the gradient (after the {faults.name} strategy's gradient hook)", f"task loss {lv}")
+            opt.step(); strategy.after_step()
+        except RuntimeError as e: raise RuntimeError(f"task {i} ({task.name}), step {step}: {e}") from e
+        failpoint("train_step")
     model.eval()
     if world > 1:
         import torch.distributed as dist
         t = torch.tensor([total], dtype=torch.float64, device=dev); dist.all_reduce(t); total = float(t)  # NCCL reduces device tensors only
-    return {"steps": steps, "loss": total / steps}
+    out = {"steps": steps, "loss": total / steps}
+    if faults.pen_max is not None: out.update(penalty=faults.pen_total / steps, penalty_max=faults.pen_max)  # this process's share of the batch
+    if callable(getattr(strategy, "penalty_value", None)):  # a penalty applied as a gradient (EWC, MAS, SI, TIR): its value at the task's end
+        out["penalty_end"] = pv = strategy.penalty_value()
+        if not math.isfinite(pv): faults.stop(steps, f"the {faults.name} penalty", f"penalty {pv} at the task's end")
+        faults.size(steps, pv, out["loss"])
+    return {**out, "warnings": faults.notes} if faults.notes else out
 
 # %% ../nbs/09_train.ipynb #d778eafd
 def save_checkpoint(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2):
     "Write the checkpoint after step `i` and prune old ones."
     ckpt_dir = Path(ckpt_dir)
     atomic_torch_save(_to_cpu({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state}),
-                      ckpt_dir / f"step{i:03d}.pt")  # on the CPU: a checkpoint written on one GPU loads on any device
+                      ckpt_dir / f"step{i:03d}.pt", checksum=True)  # on the CPU: a checkpoint written on one GPU loads on any device
     for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]: old.unlink()
 
 def load_checkpoint(ckpt_dir:Path):
-    "The newest readable checkpoint in `ckpt_dir`, or None."
+    "The newest checkpoint in `ckpt_dir` whose checksum holds (a damaged one is reported and skipped), or None; crash leftovers removed."
+    for tmp in Path(ckpt_dir).glob(".step*.tmp"): tmp.unlink(missing_ok=True)  # a write a crash cut short
     for p in sorted(Path(ckpt_dir).glob("step*.pt"), reverse=True):
-        try: return torch.load(p, map_location="cpu", weights_only=False)  # strategies move their state to the model's device
-        except Exception: continue
+        try: return torch_load_checked(p)  # on the CPU: strategies move their state to the model's device
+        except ConfigError as e: warnings.warn(f"skipping checkpoint {e}")
     return None
 
 # %% ../nbs/09_train.ipynb #a8a898c9

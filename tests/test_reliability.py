@@ -1,0 +1,197 @@
+"Reliability, adversarially: runs killed with SIGKILL and resumed, repeated runs, bad input, numerical faults, concurrent sweeps, old results folders."
+import json, os, random, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from filelock import FileLock
+from PIL import Image
+
+from conftest import BIN, cli
+from test_datasets_run import write_records
+from cit_study.core import ConfigError
+from cit_study.study import FORMAT_VERSION, RESULTS_MARKER, execute_run, make_config, read_run
+from cit_study.strategies import Strategy, register
+from cit_study.train import load_checkpoint
+
+RUN = ["--preset", "smoke", "--strategy", "derpp", "--stream", "count,gqa,ocr", "--steps-per-task", "4"]  # DER++: the most state to lose
+
+
+def run_in_process(results, *extra, kill_at=None):
+    env = dict(os.environ); env.pop("CIT_STUDY_KILL_AT", None)
+    if kill_at: env["CIT_STUDY_KILL_AT"] = kill_at
+    return subprocess.run([str(BIN / "cit-study"), "run", "--in-process", *RUN, *extra, "--results", str(results)],
+                          capture_output=True, text=True, timeout=900, env=env)
+
+
+def outcome(results):
+    (run_dir,) = [p.parent for p in Path(results).glob("*/run.json")]
+    run = read_run(run_dir / "run.json")
+    return run, json.loads((run_dir / "predictions.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    "The uninterrupted run, twice, each in its own process."
+    root = tmp_path_factory.mktemp("reference")
+    for name in ("a", "b"):
+        p = run_in_process(root / name)
+        assert p.returncode == 0, p.stderr[-3000:]
+    return outcome(root / "a"), outcome(root / "b")
+
+
+def test_same_config_same_results_in_two_processes(reference):
+    (a, pa), (b, pb) = reference
+    assert a["run_id"] == b["run_id"] and a["matrix"] == b["matrix"] and pa == pb
+    assert [t["loss"] for t in a["train"]] == [t["loss"] for t in b["train"]]
+    # what repeating it needs: the config (with its seed), the versions, the code's revision, the data's fingerprints
+    assert a["config"]["seed"] == 0 and a["config"]["strategy"] == "derpp" and a["versions"]["torch"]
+    assert "git" in a and set(a["data"]) == {"count", "gqa", "ocr"} and a["data"] == b["data"]
+
+
+KILLS = random.Random(20261201)  # the kill points, drawn once (seeded, so a failure can be repeated)
+PLANS = [("train_step", KILLS.randint(5, 12), False),    # tasks 2 and 3 (4 steps each): resumed with a buffer in the checkpoint
+         ("evaluate", KILLS.randint(4, 12), False),      # rows 1-3 (3 tasks each)
+         ("write_partial", KILLS.randint(4, 6), False),  # writes: the results marker, step000-step003, predictions, run.json
+         ("write_before_rename", KILLS.randint(4, 6), False),
+         ("evaluate", KILLS.randint(10, 12), True)]      # in the last row, step001 and step002 on disk: the newest damaged
+
+
+@pytest.mark.parametrize("point,n,damage", PLANS)
+def test_killed_and_resumed_equals_uninterrupted(reference, tmp_path, point, n, damage):
+    (ref, ref_preds), _ = reference
+    p = run_in_process(tmp_path, kill_at=f"{point}:{n}")
+    assert p.returncode == -9, (point, n, p.returncode, p.stderr[-2000:])  # it really was killed
+    assert not list(tmp_path.glob("*/run.json"))                           # and nothing looks finished
+    if damage:  # one flipped byte in the newest checkpoint: the resume must notice and go back to the one before
+        newest = sorted(next(tmp_path.glob("*/checkpoints")).glob("step*.pt"))[-1]
+        assert newest.name == "step002.pt"
+        raw = bytearray(newest.read_bytes()); raw[len(raw) // 3] ^= 0xFF; newest.write_bytes(bytes(raw))
+    p = run_in_process(tmp_path, "--resume")
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert ("skipping checkpoint" in p.stderr and "step002.pt" in p.stderr) == damage  # reported by name
+    run, preds = outcome(tmp_path)
+    assert run["matrix"] == ref["matrix"] and preds == ref_preds  # bit for bit
+    assert [t["loss"] for t in run["train"]] == [t["loss"] for t in ref["train"]]
+    assert not list(tmp_path.rglob("*.tmp"))  # crash leftovers cleared
+
+
+def test_a_second_writer_of_a_run_is_refused(tmp_path):
+    cfg = make_config("smoke", stream=["count"], steps_per_task=2)
+    out = tmp_path / cfg.run_id; out.mkdir()
+    with FileLock(str(out / ".running.lock")):
+        with pytest.raises(ConfigError, match="being written by another process"):
+            execute_run(cfg, out, progress=False)
+    assert not (out / "run.json").exists()
+
+
+def dataset_case(root, case):
+    "A records dataset spoiled in one way; returns (its config, the text the error must name)."
+    cfg = write_records(root)
+    train = Path(cfg["annotations"]["train"])
+    lines = train.read_text().splitlines()
+    if case == "truncated":
+        train.write_text("\n".join(lines[:-1] + [lines[-1][:len(lines[-1]) // 2]]) + "\n"); return cfg, "train.jsonl"
+    if case == "malformed":
+        train.write_text("{not json\n" + "\n".join(lines[1:]) + "\n"); return cfg, "train.jsonl"
+    if case == "missing_field":
+        recs = [json.loads(l) for l in lines]; del recs[2]["answer"]
+        train.write_text("\n".join(map(json.dumps, recs)) + "\n"); return cfg, "'answer'"
+    if case == "unreadable_image":
+        (root / "img" / "train2.png").write_bytes(b"this is not an image"); return cfg, "train2.png"
+    if case == "truncated_image":  # a sound header, the pixels cut off: found when the images are read, still before training
+        f = root / "img" / "train2.png"; f.write_bytes(f.read_bytes()[:120]); return cfg, "train2.png"
+    if case == "missing_image":
+        (root / "img" / "train2.png").unlink(); return cfg, "train2.png"
+    if case == "empty_task":
+        train.write_text(""); return cfg, "no train records"
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("args,culprit", [
+    (["--strategy", "tir_ewc", "--param", "image_encoder=nope"], "nope"),      # unknown encoder
+    (["--strategy", "ewc", "--param", "lam=-1"], "lam"),                       # out of range
+    (["--strategy", "ewc", "--param", "lam=big"], "lam"),                      # wrong type
+    (["--steps-per-task", "-3"], "steps_per_task"),
+    (["--grad-accum", "-1"], "grad_accum"),
+    (["--max-len", "2"], "max_len"),
+])
+def test_bad_setting_is_one_line_naming_it(tmp_path, args, culprit):
+    p = cli("run", *args, "--results", tmp_path, check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(err) == 1 and culprit in err[0], p.stderr
+    assert not list(tmp_path.glob("*/run.json"))
+
+
+@pytest.mark.parametrize("case", ["truncated", "malformed", "missing_field", "unreadable_image", "truncated_image", "missing_image", "empty_task"])
+def test_bad_dataset_is_one_line_naming_it(tmp_path, case):
+    cfg, culprit = dataset_case(tmp_path / "ds", case)
+    spec = tmp_path / "data.yaml"; spec.write_text(yaml.safe_dump([cfg]))
+    p = cli("run", "--preset", "smoke", "--datasets", spec, "--stream", "border", "--steps-per-task", 2, "--results", tmp_path / "results", check=False)
+    ours = [l for l in p.stderr.splitlines() if l.startswith("cit-study run:")]
+    assert p.returncode != 0 and len(ours) == 1 and culprit in ours[0], p.stderr[-3000:]
+    assert not list((tmp_path / "results").glob("*/run.json")) and not list((tmp_path / "results").glob("*/checkpoints/step*.pt"))
+
+
+@register("nan_on_task_2")
+class NaNOnTask2(Strategy):
+    "A penalty that turns NaN on the second stream task."
+    def before_task(self, i, task): self.i = i
+    def penalty(self, batch): return batch["logits"].float().mean() * 0 + (float("nan") if self.i == 2 else 0.0)
+
+
+def test_non_finite_penalty_stops_naming_task_step_and_penalty(tmp_path):
+    cfg = make_config("smoke", strategy="nan_on_task_2", stream=["count", "gqa"], steps_per_task=3)
+    with pytest.raises(FloatingPointError, match=r"task 2 \(gqa\), step 1: the nan_on_task_2 penalty is not finite"):
+        execute_run(cfg, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "run.json").exists()
+    assert load_checkpoint(tmp_path / "run" / "checkpoints")["step"] == 1  # the last good checkpoint: after task 1
+
+
+def test_out_of_range_weight_and_exploding_penalty(tmp_path):
+    "A weight that overflows float32 is refused by name; a huge one trains, its penalty recorded unclipped and reported."
+    p = cli("run", "--in-process", "--preset", "smoke", "--strategy", "ewc", "--param", "lam=1e300", "--results", tmp_path, check=False)
+    ours = [l for l in p.stderr.splitlines() if l.startswith("cit-study run:")]
+    assert p.returncode == 2 and len(ours) == 1 and "lam" in ours[0], p.stderr[-2000:]
+    p = cli("run", "--in-process", "--preset", "smoke", "--strategy", "ewc", "--param", "lam=1e20", "--stream", "count,gqa",
+            "--steps-per-task", "3", "--results", tmp_path)
+    run, _ = outcome(tmp_path)
+    t2 = run["train"][1]
+    assert t2["penalty_end"] > 1e3 * t2["loss"] and run["warnings"] and "the ewc penalty" in run["warnings"][0], run["train"]
+    assert "the ewc penalty" in p.stderr
+
+
+def sweep_results(out:str)->dict:
+    line = next(l for l in out.splitlines() if l.startswith("done "))
+    return dict(zip(("done", "skipped", "failed"), map(int, [w.strip(",") for w in line.split() if w.strip(",").isdigit()])))
+
+
+def test_two_sweeps_on_one_folder_run_each_run_once(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"preset": "smoke", "grid": {"seed": [0, 1, 2, 3]}, "params": {"stream": ["count"], "steps_per_task": 2}}))
+    procs = [subprocess.Popen([str(BIN / "cit-study"), "sweep", str(grid), "--results", str(tmp_path / "results")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=1800) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    counts = [sweep_results(o[0]) for o in outs]
+    assert sum(c["done"] for c in counts) == 4 and sum(c["failed"] for c in counts) == 0, counts  # no run ran twice
+    runs = {read_run(p)["run_id"] for p in (tmp_path / "results").glob("*/run.json")}
+    assert len(runs) == 4 and not list((tmp_path / "results").rglob("*.tmp"))
+    stamp = {p: p.read_bytes() for p in (tmp_path / "results").glob("*/run.json")}
+    again = cli("sweep", grid, "--results", tmp_path / "results")
+    assert sweep_results(again.stdout) == {"done": 0, "skipped": 4, "failed": 0}
+    assert all(p.read_bytes() == b for p, b in stamp.items())  # a finished sweep: nothing rerun or rewritten
+
+
+def test_a_results_folder_of_another_format_is_refused(tmp_path):
+    marked = tmp_path / "marked"; marked.mkdir()
+    (marked / RESULTS_MARKER).write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    for args in (["run", "--preset", "smoke", "--results", marked], ["report", marked, "--out", tmp_path / "r.html"]):
+        p = cli(*args, check=False)
+        assert p.returncode == 2 and "format_version" in p.stderr and RESULTS_MARKER in p.stderr, p.stderr
+    old = tmp_path / "old"; (old / "x").mkdir(parents=True)
+    (old / "x" / "run.json").write_text(json.dumps({"format_version": FORMAT_VERSION - 1, "matrix": [[1.0]]}))
+    p = cli("run", "--preset", "smoke", "--results", old, check=False)
+    assert p.returncode == 2 and "format_version" in p.stderr and not (old / RESULTS_MARKER).exists(), p.stderr
+    assert not [d for d in old.iterdir() if d.name != "x"]  # nothing was started in it
