@@ -62,13 +62,15 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
-    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="Measure every method's training-step time (and memory) against SeqFT on the tiny model, in one process.")
-    b.add_argument("what", choices=["methods"], help="what to measure")
+    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1.")
+    b.add_argument("what", choices=["methods", "perf"], help="what to measure")
+    b.add_argument("--shapes", default="", help="perf: comma-separated model shapes (default: every shape this device runs)")
+    b.add_argument("--bs", type=int, default=16, help="perf: training batch size")
     b.add_argument("--methods", default="", help="comma-separated method names (default: every method)")
     b.add_argument("--steps", type=int, default=30, help="timed steps per method and round")
     b.add_argument("--rounds", type=int, default=3, help="rounds (methods take turns each round)")
     b.add_argument("--memory", action="store_true", help="on CPU, also measure each method's peak memory in its own process")
-    b.add_argument("--out", default="bench-methods.json", help="JSON file to write")
+    b.add_argument("--out", default="", help="JSON file to write (default: bench-WHAT.json)")
     return p
 
 # %% ../nbs/12_cli.ipynb #2f417289
@@ -144,6 +146,11 @@ def _study(a):
     return 1 if res["sweep"]["failed"] else 0
 
 def _bench(a):
+    a.out = a.out or f"bench-{a.what}.json"
+    if a.what == "perf":
+        from cit_study.perf import bench_perf
+        bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps if a.steps != 30 else 10, rounds=a.rounds, out=a.out)
+        print(f"written to {a.out}"); return
     from cit_study.bench import bench_methods, format_methods
     res = bench_methods([m for m in a.methods.split(",") if m] or None, a.steps, a.rounds, a.memory, a.out)
     print(format_methods(res)); print(f"written to {a.out}")

@@ -132,7 +132,7 @@ class FeatureCache:
         "Keep a copy of `v` (never a view of a batch)."
         if k in self.d: self.nbytes -= self._size(self.d.pop(k))
         v = v.detach().to(self.device, copy=True); self.d[k] = v; self.nbytes += self._size(v)
-        while self.nbytes > self.max_bytes and len(self.d) > 1: self.nbytes -= self._size(self.d.popitem(last=False)[1])
+        while self.nbytes > self.max_bytes and self.d: self.nbytes -= self._size(self.d.popitem(last=False)[1])  # a budget of 0 keeps nothing
     def clear(self): self.d.clear(); self.nbytes = 0
     @staticmethod
     def _size(v): return v.numel() * v.element_size()

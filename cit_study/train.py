@@ -215,11 +215,12 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
     start = 0
     rank, world = dist_info()
+    if world > 1:  # every process follows rank 0's decision (a launcher's processes may see a checkpoint folder appear at different times)
+        import torch.distributed as dist
+        box = [bool(resume and ckpt_dir is not None)]; dist.broadcast_object_list(box, 0); resume = box[0]
     if resume and ckpt_dir is not None:
         ck = load_checkpoint(ckpt_dir) if rank == 0 else None  # data parallel: the writer reads, every process gets its copy
-        if world > 1:
-            import torch.distributed as dist
-            box = [ck]; dist.broadcast_object_list(box, 0); ck = box[0]
+        if world > 1: box = [ck]; dist.broadcast_object_list(box, 0); ck = box[0]
         if ck is not None:
             load_trainable_state(model, ck["trainable"]); strategy.load_state_dict(ck["strategy"])
             state, start = ck["state"], ck["step"] + 1
