@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 from transformers import (AutoModelForCausalLM, AutoTokenizer, BlipImageProcessor, Blip2Config, Blip2ForConditionalGeneration,
                           InstructBlipConfig, InstructBlipForConditionalGeneration)
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import logging as hf_logging
 
 from .core import ConfigError, cache_dir, atomic_write_json, read_json
@@ -71,7 +72,8 @@ class CNNVision(nn.Module):
 
     def forward(self, pixel_values:torch.Tensor, **kw):
         cells = self.net.feature_map(pixel_values).flatten(2).transpose(1, 2)
-        return SimpleNamespace(last_hidden_state=torch.cat([cells.mean(1, keepdim=True), cells], 1))
+        h = torch.cat([cells.mean(1, keepdim=True), cells], 1)
+        return BaseModelOutputWithPooling(last_hidden_state=h, pooler_output=h[:, 0])  # what `transformers`' own forward reads
 
 def minireal_image_processor(size:int=224)->BlipImageProcessor:
     "Resize to `size` and normalise as EfficientNet-Lite expects (a `transformers` image processor, saved with the model)."

@@ -42,3 +42,12 @@ def test_a_run_on_the_minireal_backend(tmp_path):
     assert run["base_path"].startswith(str(tmp_path / "cache" / "minireal" / "bases" / "instructblip"))
     assert run["tasks"] == ["vqa", "count"] and run["n_initial"] == 1 and np.isfinite(np.array(run["matrix"])).all()
     assert run["config"]["backend"] == "minireal"
+
+
+def test_minireal_step_against_transformers_eager():
+    "The perf benchmark's two steps run on mini-real: `transformers`' own forward reads the CNN's output (with its pooled token)."
+    from cit_study.perf import step_costs
+    r = step_costs("minireal", bs=1, steps=1, warmup=0, rounds=1)
+    eager, study = r["rows"]
+    assert eager["variant"] == "eager" and study["variant"] == "study" and eager["samples_s"] > 0 and study["samples_s"] > 0
+    assert eager["tflops_s"] * eager["step_ms"] > study["tflops_s"] * study["step_ms"]  # eager also runs the CNN every step
