@@ -30,7 +30,7 @@ smoke: $(STAMP)
 # Side-by-side costs: every method's step time and memory against SeqFT (record the table in BENCHMARKS.md).
 bench: $(STAMP)
 	$(BIN)/cit-study bench methods --memory --out reports/bench/methods.json
-	$(BIN)/cit-study bench perf --out reports/bench/perf.json
+	$(BIN)/cit-study bench perf --memory --out reports/bench/perf.json
 
 # Every test: the package and README in sync with the notebooks, the notebooks' own tests, then pytest.
 test: $(STAMP) browser sync nbtest pytest
