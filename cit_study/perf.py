@@ -196,11 +196,10 @@ def cache_costs(steps:int=30, bs:int=16, n_train:int=128, task:str="classify", r
     from types import SimpleNamespace as NS
     from cit_study.strategies import make_strategy
     from cit_study.train import TrainConfig, train_task
-    tok = train_tokenizer(world_corpus(50), tempfile.mkdtemp())
     data = load_task(task, WorldConfig(n_train=n_train, n_val=2, n_test=4))
     cfg, runs, losses = TrainConfig(steps_per_task=steps, bs=bs), {}, {}
     for name, budget in (("no cache", 0), ("cache", 2 * 2**30)):
-        m = LMM(build_hf_model("blip2", ModelConfig(), tok, seed=1), tok, "blip2"); m.feature_cache = FeatureCache(budget)
+        m = build_shape("tiny", "cpu"); m.feature_cache = FeatureCache(budget)
         s = make_strategy("seqft"); s.setup(m, NS(initial=[], stream=[data], train=cfg, seed=0, cache=None))
         runs[name] = (m, s, [])
     for r in range(rounds):  # taking turns; the cache is warm after its first round, as over a stream's steps
@@ -218,8 +217,7 @@ def eval_costs(tasks:list|None=None, n_test:int=64, bs:int=64, model:LMM|None=No
     tasks = tasks or ["classify", "count", "gqa", "ground"]
     w = WorldConfig(n_train=2, n_val=2, n_test=n_test)
     data = [load_task(t, w) for t in tasks]
-    if model is None:
-        tok = train_tokenizer(world_corpus(50), tempfile.mkdtemp()); model = LMM(build_hf_model("blip2", ModelConfig(), tok, seed=1), tok, "blip2")
+    model = model or build_shape("tiny", "cpu")
     model.eval(); out, t = {}, {}
     for name, b in (("batch 1", 1), (f"batch {bs}", bs)):
         t0 = time.perf_counter()
