@@ -67,7 +67,7 @@ def build_parser()->argparse.ArgumentParser:
     b.add_argument("--shapes", default="", help="perf: comma-separated model shapes (default: every shape this device runs)")
     b.add_argument("--bs", type=int, default=16, help="perf: training batch size")
     b.add_argument("--methods", default="", help="comma-separated method names (default: every method)")
-    b.add_argument("--steps", type=int, default=30, help="timed steps per method and round")
+    b.add_argument("--steps", type=int, default=0, help="timed steps per method (perf: per variant) and round (0: 30 for methods, 10 for perf)")
     b.add_argument("--rounds", type=int, default=3, help="rounds (methods take turns each round)")
     b.add_argument("--memory", action="store_true", help="on CPU, also measure each method's (perf: each step variant's) peak memory in its own process")
     b.add_argument("--out", default="", help="JSON file to write (default: bench-WHAT.json)")
@@ -149,11 +149,11 @@ def _bench(a):
     a.out = a.out or f"bench-{a.what}.json"
     if a.what == "perf":
         from cit_study.perf import bench_perf
-        bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps if a.steps != 30 else 10, rounds=a.rounds, out=a.out,
+        bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps or 10, rounds=a.rounds, out=a.out,
                    memory=a.memory)
         print(f"written to {a.out}"); return
     from cit_study.bench import bench_methods, format_methods
-    res = bench_methods([m for m in a.methods.split(",") if m] or None, a.steps, a.rounds, a.memory, a.out)
+    res = bench_methods([m for m in a.methods.split(",") if m] or None, a.steps or 30, a.rounds, a.memory, a.out)
     print(format_methods(res)); print(f"written to {a.out}")
 
 def main(argv:list|None=None)->int:
