@@ -19,16 +19,21 @@ __all__ = ['tune_keys', 'route', 'EProjConfig', 'EProj', 'TSEProjConfig', 'TSEPr
 
 # %% ../nbs/08d_expansion.ipynb #b82a40c5
 def tune_keys(q_img:torch.Tensor, q_inst:torch.Tensor, steps:int=2000, lr:float=1e-2, bs:int=64, seed:int=0)->tuple:
-    "Image and instruction keys pulled towards a task's queries (N, D) by the EProj pull loss."
+    "Image and instruction keys pulled towards a task's queries (N, D) by the EProj pull loss, with Adam on its closed-form gradient."
     g = torch.Generator().manual_seed(seed)
-    k_img = torch.nn.Parameter(torch.randn(q_img.shape[1], generator=g))
-    k_inst = torch.nn.Parameter(torch.randn(q_inst.shape[1], generator=g))
-    opt = torch.optim.Adam([k_img, k_inst], lr=lr)
-    for _ in range(steps):
-        idx = torch.randint(0, len(q_img), (min(bs, len(q_img)),), generator=g)
-        loss = 0.1 * ((1 - F.cosine_similarity(q_img[idx], k_img[None])).mean() + (1 - F.cosine_similarity(q_inst[idx], k_inst[None])).mean())
-        opt.zero_grad(); loss.backward(); opt.step()
-    return k_img.detach(), k_inst.detach()
+    keys = [torch.nn.Parameter(torch.randn(q.shape[1], generator=g)) for q in (q_img, q_inst)]
+    b = min(bs, len(q_img))
+    idx = torch.randint(0, len(q_img), (steps, b), generator=g)  # every step's batch at once: the same draws as one per step
+    w = torch.zeros(steps, len(q_img)).scatter_add_(1, idx, torch.full((steps, b), 1.0 / b))
+    means = [w @ F.normalize(q, dim=-1) for q in (q_img, q_inst)]  # (steps, D): each step's mean unit query
+    opt = torch.optim.Adam(keys, lr=lr, fused=True)
+    with torch.no_grad():
+        for t in range(steps):  # loss 0.1 (1 - mean_i cos(q_i, k)); its gradient -0.1 (m - (m.u) u) / |k|, u = k / |k|
+            for k, m in zip(keys, means):
+                n = k.norm(); u = k / n; mt = m[t]
+                k.grad = (mt - (mt @ u) * u).div_(n).mul_(-0.1)
+            opt.step()
+    return keys[0].detach(), keys[1].detach()
 
 def route(q_img:torch.Tensor, q_inst:torch.Tensor, k_img:torch.Tensor, k_inst:torch.Tensor)->torch.Tensor:
     "Index of the best-matching key pair for each query: argmax cos(q_img, K_img) + cos(q_inst, K_inst)."
