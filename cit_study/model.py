@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #8e5a4d12
 from __future__ import annotations
-import json, re
+import copy, hashlib, json, re, weakref
 from collections import OrderedDict
 from dataclasses import dataclass, asdict
 from pathlib import Path
@@ -17,13 +17,15 @@ from transformers import (AutoTokenizer, AutoProcessor, AutoImageProcessor, PreT
                           Blip2Config, Blip2ForConditionalGeneration, InstructBlipConfig, InstructBlipForConditionalGeneration)
 from transformers.utils import logging as hf_logging
 
-from .core import ConfigError, from_dict, atomic_write_json, read_json
+from .core import ConfigError, from_dict, atomic_write_json, read_json, folder_fingerprint
 
 # %% auto #0
-__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'BACKENDS', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer',
-           'detokenize', 'ModelConfig', 'hf_config', 'build_hf_model', 'to_pixels', 'FeatureCache', 'LMM', 'pixels',
-           'image_embeds', 'fit_tokens', 'make_batch', 'query_features', 'lmm_loss', 'label_logits', 'answer_logits',
-           'lmm_generate', 'save_lmm', 'load_lmm', 'load_checkpoint', 'trainable_state', 'load_trainable_state']
+__all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'FEATURE_STORES_MAX', 'TOKEN_MEMO_MAX', 'BACKENDS', 'PRISTINE_MAX',
+           'PRISTINE_MAX_BYTES', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer', 'detokenize', 'ModelConfig',
+           'hf_config', 'build_hf_model', 'to_pixels', 'FeatureCache', 'shared_feature_cache', 'feature_key', 'LMM',
+           'pixels', 'image_embeds', 'token_ids', 'fit_tokens', 'make_batch', 'query_features', 'lmm_loss',
+           'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm', 'load_lmm', 'load_checkpoint',
+           'trainable_state', 'load_trainable_state']
 
 # %% ../nbs/04_model.ipynb #f3262b35
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -137,6 +139,21 @@ class FeatureCache:
     @staticmethod
     def _size(v): return v.numel() * v.element_size()
 
+_FEATURE_STORES = OrderedDict()  # vision key -> FeatureCache shared by every model loaded from that folder in this process
+FEATURE_STORES_MAX = 2           # stores kept (one per recently loaded base), each within FeatureCache's byte budget
+
+def shared_feature_cache(key)->FeatureCache:
+    "The process's feature cache for models whose frozen vision encoder is identified by `key` (folder, content, device, dtype): runs one after another in a kernel compute each image's features once."
+    if key not in _FEATURE_STORES: _FEATURE_STORES[key] = FeatureCache()
+    _FEATURE_STORES.move_to_end(key)
+    while len(_FEATURE_STORES) > FEATURE_STORES_MAX: _FEATURE_STORES.popitem(last=False)
+    return _FEATURE_STORES[key]
+
+def feature_key(s)->tuple:
+    "A sample's feature-cache key: task, id and a digest of its pixels (ids are unique only within a task and a dataset)."
+    img = np.ascontiguousarray(s.image)
+    return (s.task, s.id, hashlib.blake2b(img.tobytes(), digest_size=16, person=str(img.shape).encode()[:16]).hexdigest())
+
 class LMM(torch.nn.Module):
     "A BLIP-2-family model: `loss(batch)`, batched greedy `generate(batch)`, `trainable()`, cached vision features."
     def __init__(self, hf, tokenizer, kind:str, max_len:int=48,
@@ -147,7 +164,7 @@ class LMM(torch.nn.Module):
         self.hf, self.tokenizer, self.kind, self.max_len = hf, tokenizer, kind, max_len
         self.image_processor, self.qformer_tokenizer = image_processor, qformer_tokenizer
         self.encoder_decoder = not hf.config.use_decoder_only_language_model  # T5-style LLM: prompt to the encoder, output from the decoder
-        self.feature_cache = FeatureCache()  # (task, sample id) -> frozen vision output (the vision encoder never trains in the stream)
+        self.feature_cache = FeatureCache()  # `feature_key` -> frozen vision output (the vision encoder never trains in the stream); shared when loaded from a folder
         self.train_vision = False # only base building may train the vision encoder
         self.projection = hf.language_projection
         self.freeze_frozen()
@@ -181,7 +198,7 @@ LMM.pixels = pixels
 def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
     "Vision-encoder outputs (B, patches+1, D) for `samples`: cached and gradient-free unless `train_vision` is set."
     if self.train_vision: return self.hf.vision_model(pixel_values=self.pixels([s.image for s in samples]).to(self.device)).last_hidden_state
-    keys = [(s.task, s.id) for s in samples]  # ids are unique within a task
+    keys = [feature_key(s) for s in samples]
     got = {k: self.feature_cache.get(k) for k in keys if k in self.feature_cache}
     missing = list({k: s for k, s in zip(keys, samples) if k not in got}.items())
     with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # full precision whatever the caller's autocast: one value per sample
@@ -193,6 +210,20 @@ def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
 LMM.image_embeds = image_embeds
 
 # %% ../nbs/04_model.ipynb #de1b0e5c
+_TOKEN_IDS = weakref.WeakKeyDictionary()  # tokenizer -> {(text, special tokens, max_length): ids}
+TOKEN_MEMO_MAX = 200_000  # texts kept per tokenizer before its memo is emptied
+
+def token_ids(tok, texts:list, add_special_tokens:bool=False, max_length:int|None=None)->list:
+    "Each text's token ids (truncated to `max_length` when given), memoised per tokenizer: a stream tokenizes a sample's text once, not at every step."
+    memo = _TOKEN_IDS.setdefault(tok, {})
+    keys = [(t, add_special_tokens, max_length) for t in texts]
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    if len(memo) + len(new) > TOKEN_MEMO_MAX: memo.clear(); new = list(dict.fromkeys(keys))
+    if new:
+        kw = dict(truncation=True, max_length=max_length) if max_length else {}
+        for k, ids in zip(new, tok([k[0] for k in new], add_special_tokens=add_special_tokens, **kw)["input_ids"]): memo[k] = ids
+    return [list(memo[k]) for k in keys]
+
 def fit_tokens(bos:list, prompt:list, output:list, L:int)->tuple:
     "Prompt and output ids cut to `L` tokens together: the output keeps all of itself or at least half of `L`, the prompt keeps BOS and its end (the question and the answer cue)."
     output = output[:max(L - len(bos) - len(prompt), L // 2)]
@@ -204,19 +235,19 @@ def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
     tok, L = self.tokenizer, self.max_len
     b = {"samples": samples}
     if self.encoder_decoder:  # the prompt (with </s>) goes to the encoder, right-padded; labels are the decoder's targets
-        prompts = [(tok(s.instruction, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[-L:] for s in samples]
+        prompts = [(p + [tok.eos_token_id])[-L:] for p in token_ids(tok, [s.instruction for s in samples])]
         n = max(map(len, prompts))
         b["input_ids"] = torch.tensor([p + [tok.pad_token_id] * (n - len(p)) for p in prompts])
         b["attention_mask"] = torch.tensor([[1] * len(p) + [0] * (n - len(p)) for p in prompts])
         if with_output:
-            outs = [(tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id])[:L] for s in samples]
+            outs = [(o + [tok.eos_token_id])[:L] for o in token_ids(tok, [s.output for s in samples])]
             m = max(map(len, outs))
             b["labels"] = torch.tensor([o + [-100] * (m - len(o)) for o in outs])
         return _qformer_text(self, b, samples)
     bos = [tok.bos_token_id] if tok.bos_token_id is not None else []
-    body = [tok(s.instruction, add_special_tokens=False)["input_ids"] for s in samples]
+    body = token_ids(tok, [s.instruction for s in samples])
     if with_output:
-        pairs = [fit_tokens(bos, p, tok(s.output, add_special_tokens=False)["input_ids"] + [tok.eos_token_id], L) for p, s in zip(body, samples)]
+        pairs = [fit_tokens(bos, p, o + [tok.eos_token_id], L) for p, o in zip(body, token_ids(tok, [s.output for s in samples]))]
         seqs = [p + o for p, o in pairs]
         n = max(map(len, seqs))
         b["input_ids"] = torch.tensor([s + [tok.pad_token_id] * (n - len(s)) for s in seqs])
@@ -231,10 +262,12 @@ def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
 def _qformer_text(self:LMM, b:dict, samples:list)->dict:
     "InstructBLIP's Q-Former also reads the instruction (with its own tokenizer when the checkpoint has one)."
     if self.kind == "instructblip":
-        qt = self.qformer_tokenizer or self.tokenizer
-        q = qt([s.instruction for s in samples], add_special_tokens=self.qformer_tokenizer is not None, padding=True, truncation=True,
-               max_length=self.max_len, return_tensors="pt")
-        b["qformer_input_ids"], b["qformer_attention_mask"] = q["input_ids"], q["attention_mask"]
+        qt = self.qformer_tokenizer or self.tokenizer  # as qt(instructions, padding=True, truncation=True, max_length=max_len)
+        ids = token_ids(qt, [s.instruction for s in samples], self.qformer_tokenizer is not None, self.max_len)
+        n, left = max(map(len, ids)), qt.padding_side == "left"
+        pad = lambda r, v, fill: [fill] * (n - len(r)) + v if left else v + [fill] * (n - len(r))
+        b["qformer_input_ids"] = torch.tensor([pad(r, r, qt.pad_token_id) for r in ids])
+        b["qformer_attention_mask"] = torch.tensor([pad(r, [1] * len(r), 0) for r in ids])
     return b
 LMM.make_batch = make_batch
 
@@ -338,21 +371,42 @@ LMM.save = save_lmm
 
 BACKENDS = {}  # backend name -> loader(path, device) of models whose parts `from_pretrained` cannot rebuild
 
+_PRISTINE = OrderedDict()  # (folder, content fingerprint) -> the model as loaded, copied for every later load of that folder
+PRISTINE_MAX, PRISTINE_MAX_BYTES = 2, 256 * 2**20  # models kept; the largest kept (bigger ones are read from disk every time)
+
+def _copy_lmm(m:LMM)->LMM:
+    "An independent copy of `m` sharing its tokenizers and image processor (read-only) and with an empty private feature cache."
+    shared = [m.tokenizer, m.qformer_tokenizer, m.image_processor]
+    c = copy.deepcopy(m, memo={**{id(o): o for o in shared if o is not None}, id(m.feature_cache): FeatureCache()})
+    c.feature_cache = FeatureCache(); return c
+
+def _share_features(m:LMM, folder:tuple)->LMM:
+    "Give `m` the process's feature store of models loaded from `folder` (path, fingerprint) on its device and in its dtype."
+    vision = next(m.hf.vision_model.parameters(), None)
+    m.feature_cache = shared_feature_cache((*folder, str(m.device), str(vision.dtype if vision is not None else None)))
+    return m
+
 def load_lmm(path:str|Path, device=None)->LMM:
-    "Load a model folder written by `LMM.save`."
+    "Load a model folder written by `LMM.save`; a small one is read once per process and copied after that."
     path = Path(path); meta = read_json(path / "lmm.json")
     if meta.get("backend"):  # a model assembled from other parts (e.g. mini-real) rebuilds itself
         if meta["backend"] not in BACKENDS: raise ConfigError(f"{path / 'lmm.json'}: backend {meta['backend']!r} unknown; known: {sorted(BACKENDS)} (import its module first)")
         return BACKENDS[meta["backend"]](path, device)
-    C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
-    bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no per-tensor bar in reports
-    try: hf = C.from_pretrained(str(path / "model")).eval()
-    finally:
-        if bars: hf_logging.enable_progress_bar()
-    ip = AutoImageProcessor.from_pretrained(str(path / "image_processor")) if (path / "image_processor").is_dir() else None
-    qt = load_tokenizer(path / "qformer_tokenizer") if (path / "qformer_tokenizer").is_dir() else None
-    m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"], ip, qt)
-    return m.to(device) if device is not None else m
+    folder = (str(path.resolve()), folder_fingerprint(path))  # a rewritten folder is read afresh
+    if folder in _PRISTINE: _PRISTINE.move_to_end(folder); m = _copy_lmm(_PRISTINE[folder])
+    else:
+        C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
+        bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no per-tensor bar in reports
+        try: hf = C.from_pretrained(str(path / "model")).eval()
+        finally:
+            if bars: hf_logging.enable_progress_bar()
+        ip = AutoImageProcessor.from_pretrained(str(path / "image_processor")) if (path / "image_processor").is_dir() else None
+        qt = load_tokenizer(path / "qformer_tokenizer") if (path / "qformer_tokenizer").is_dir() else None
+        m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"], ip, qt)
+        if sum(p.numel() * p.element_size() for p in m.parameters()) <= PRISTINE_MAX_BYTES:
+            _PRISTINE[folder] = _copy_lmm(m)
+            while len(_PRISTINE) > PRISTINE_MAX: _PRISTINE.popitem(last=False)
+    return _share_features(m.to(device) if device is not None else m, folder)
 
 CHECKPOINT_KINDS = {"blip-2": ("blip2", Blip2ForConditionalGeneration), "instructblip": ("instructblip", InstructBlipForConditionalGeneration)}
 
@@ -373,7 +427,7 @@ def load_checkpoint(path:str|Path, # a `save_pretrained` folder of a BLIP-2 or I
     finally:
         if bars: hf_logging.enable_progress_bar()
     m = LMM(hf, proc.tokenizer, kind, max_len, proc.image_processor, getattr(proc, "qformer_tokenizer", None))
-    return m.to(device) if device is not None else m
+    return _share_features(m.to(device) if device is not None else m, (str(path.resolve()), folder_fingerprint(path), str(dtype)))
 
 # %% ../nbs/04_model.ipynb #cc9f6e9c
 def trainable_state(model:LMM)->dict:
