@@ -27,10 +27,11 @@ study: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/cit-study study --preset smoke --out reports/smoke
 
-# Side-by-side costs: every method's step time and memory against SeqFT (record the table in BENCHMARKS.md).
+# Side-by-side costs (record the tables in BENCHMARKS.md): every method against SeqFT, the step, feature cache and evaluation against their baselines, and the smoke and quick studies end to end.
 bench: $(STAMP)
 	$(BIN)/cit-study bench methods --memory --out reports/bench/methods.json
 	$(BIN)/cit-study bench perf --memory --out reports/bench/perf.json
+	$(BIN)/cit-study bench study --presets smoke,quick --workers 2 --out reports/bench/study.json
 
 # Every test: the package and README in sync with the notebooks, the notebooks' own tests, then pytest.
 test: $(STAMP) browser sync nbtest pytest

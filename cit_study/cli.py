@@ -62,8 +62,11 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
-    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1.")
-    b.add_argument("what", choices=["methods", "perf"], help="what to measure")
+    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own.")
+    b.add_argument("what", choices=["methods", "perf", "study"], help="what to measure")
+    b.add_argument("--presets", default="smoke,quick", help="study: comma-separated presets")
+    b.add_argument("--workers", type=int, default=2, help="study: runs at once")
+    b.add_argument("--cache", default=None, help="study: cache folder for built bases")
     b.add_argument("--shapes", default="", help="perf: comma-separated model shapes (default: every shape this device runs)")
     b.add_argument("--bs", type=int, default=16, help="perf: training batch size")
     b.add_argument("--methods", default="", help="comma-separated method names (default: every method)")
@@ -147,6 +150,10 @@ def _study(a):
 
 def _bench(a):
     a.out = a.out or f"bench-{a.what}.json"
+    if a.what == "study":
+        from cit_study.perf import bench_study
+        if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
+        bench_study([p for p in a.presets.split(",") if p], a.workers, a.cache, a.out); print(f"written to {a.out}"); return
     if a.what == "perf":
         from cit_study.perf import bench_perf
         bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps or 10, rounds=a.rounds, out=a.out,

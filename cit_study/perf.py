@@ -4,19 +4,19 @@
 
 # %% ../nbs/13a_perf.ipynb #a91f9828
 from __future__ import annotations
-import json, math, subprocess, sys, tempfile, time
+import json, math, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .core import ConfigError, atomic_write_json, hardware, versions, adamw
+from .core import ConfigError, atomic_write_json, hardware, versions, adamw, read_json
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer, FeatureCache
 
 # %% auto #0
 __all__ = ['SHAPES', 'PEAK_BF16', 'SMALL_CPU_BATCH', 'build_shape', 'synthetic_batch', 'device_peak', 'cpu_step_peak_mb',
-           'step_costs', 'cache_costs', 'eval_costs', 'format_rows', 'bench_perf']
+           'step_costs', 'cache_costs', 'eval_costs', 'study_costs', 'bench_study', 'format_rows', 'bench_perf']
 
 # %% ../nbs/13a_perf.ipynb #72a058d2
 def _real_config(kind:str, llm:str):
@@ -227,6 +227,39 @@ def eval_costs(tasks:list|None=None, n_test:int=64, bs:int=64, model:LMM|None=No
     rows = [{"variant": k, "seconds": v, "samples_s": n / v} for k, v in t.items()]
     for r in rows: r["speedup"] = r["samples_s"] / rows[0]["samples_s"]
     return {"tasks": tasks, "samples": n, "rows": rows, "differing_outputs": sum(x != y for x, y in zip(a, b))}
+
+# %% ../nbs/13a_perf.ipynb #3669a4a1
+def study_costs(out:str|Path)->dict:
+    "Where a finished study's time went, from its `study.json` and every run's `run.json`."
+    from cit_study.study import read_run
+    out = Path(out); s = read_json(out / "study.json")
+    runs = [read_run(p) for p in sorted((out / "results").glob("*/run.json"))]
+    per = {}
+    for r in runs: per.setdefault(f"{r['config']['base']}/{r['config']['strategy']}", []).append(r["wall_seconds"])
+    train, ev = sum(t["seconds"] for r in runs for t in r["train"]), sum(sum(r["eval_seconds"]) for r in runs)
+    wall = sum(r["wall_seconds"] for r in runs)
+    return {"workers": s["workers"], "runs": len(runs), "failed": len(s["sweep"]["failed"]), "total_s": s["total_seconds"],
+            "bases_s": s["bases_seconds"], "runs_s": s["runs_seconds"], "site_s": s["total_seconds"] - s["bases_seconds"] - s["runs_seconds"],
+            "run_wall_sum_s": wall, "train_sum_s": train, "eval_sum_s": ev, "other_sum_s": wall - train - ev,
+            "run_mean_s": {k: sum(v) / len(v) for k, v in sorted(per.items())}}
+
+def bench_study(presets:list|None=None, workers:int=2, cache:str|Path|None=None, out:str|Path|None=None)->dict:
+    "Each preset's study end to end in a fresh results folder, its bases built (and timed) first; printed and written as JSON."
+    from cit_study.study import preset, make_config, run_study
+    res = {"what": "study", "date": time.strftime("%Y-%m-%d"), "hardware": hardware(), "versions": versions(), "studies": {}}
+    for name in presets or ["smoke", "quick"]:
+        t0 = time.time()
+        for kind in sorted({b for s in preset(name)["studies"].values() for b in s["grid"]["base"]}): make_config(name, kind).base_path(cache)
+        built, folder = time.time() - t0, Path(tempfile.mkdtemp(prefix=f"cit-study-bench-{name}-"))
+        try:
+            run_study(name, folder, cache, progress=False, workers=workers)
+            res["studies"][name] = {**study_costs(folder), "bases_built_s": built}
+        finally: shutil.rmtree(folder, ignore_errors=True)
+        print(format_rows([{"preset": name, **{k: v for k, v in res["studies"][name].items() if k != "run_mean_s"}}],
+                          ["preset", "workers", "runs", "failed", "bases_built_s", "total_s", "runs_s", "site_s", "run_wall_sum_s",
+                           "train_sum_s", "eval_sum_s", "other_sum_s"]))
+        if out: atomic_write_json(out, res)
+    return res
 
 # %% ../nbs/13a_perf.ipynb #1998f1f0
 def format_rows(rows:list, cols:list)->str:

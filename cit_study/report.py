@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_report.ipynb #e7e626c8
 from __future__ import annotations
-import contextlib, functools, math, os, tempfile
+import contextlib, functools, math, os, tempfile, threading
 from pathlib import Path
 
 import numpy as np
@@ -114,15 +114,21 @@ def _html_exporter():
     exp.exclude_input = True; exp.exclude_input_prompt = True; exp.exclude_output_prompt = True
     return exp
 
+_INLINE, _INLINE_LOCK = {"depth": 0, "old": None}, threading.Lock()  # the MPLBACKEND of the outermost `inline_figures`
+
 @contextlib.contextmanager
 def inline_figures():
-    "Kernels started inside draw matplotlib figures inline, whatever the caller's MPLBACKEND (Agg would leave a report without figures)."
-    old = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    "Kernels started inside draw matplotlib figures inline, whatever the caller's MPLBACKEND (Agg would leave a report without figures); threads may nest it: the last one out restores the variable."
+    with _INLINE_LOCK:
+        if _INLINE["depth"] == 0: _INLINE["old"] = os.environ.get("MPLBACKEND")
+        _INLINE["depth"] += 1; os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try: yield
     finally:
-        if old is None: os.environ.pop("MPLBACKEND", None)
-        else: os.environ["MPLBACKEND"] = old
+        with _INLINE_LOCK:
+            _INLINE["depth"] -= 1
+            if _INLINE["depth"] == 0:
+                if _INLINE["old"] is None: os.environ.pop("MPLBACKEND", None)
+                else: os.environ["MPLBACKEND"] = _INLINE["old"]
 
 def notebook_html(nb_path:str|Path)->str:
     "An executed notebook as reader-facing HTML: outputs and markdown, no code, no script from outside (figures inline)."

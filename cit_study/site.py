@@ -206,7 +206,8 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                out:str|Path, # the site folder (may hold `results`)
                studies:dict|None=None, # study name -> papermill template with a `results_dir` parameter (None: `default_studies()`)
                default_stream:list|None=None, # the study's default stream for the claims (None: `guess_stream`)
-               title:str="cit-study report" # the index page's title
+               title:str="cit-study report", # the index page's title
+               workers:int=1 # study pages executed at once (each in its own kernel) while this process converts the run pages
               )->Path:
     "Build the publishable report folder over `results`; returns `out/index.html`."
     results, out = Path(results).resolve(), Path(out)
@@ -218,17 +219,20 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     default_stream = list(default_stream) if default_stream else guess_stream(runs)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     pages = {r["run_id"] for r in runs if (results / r["run_id"] / "run.ipynb").exists()}
-    for rid in sorted(pages):
-        atomic_write_bytes(out / "runs" / f"{rid}.html", _with_nav(notebook_html(results / rid / "run.ipynb"), _nav("../index.html", title), out / NB_CSS, f"../{NB_CSS}").encode())
-    for p in (out / "runs").glob("*.html"):
-        if p.stem not in pages: p.unlink()
+    from concurrent.futures import ThreadPoolExecutor
     status = {}
-    for name, tpl in studies.items():
-        try: render_study(tpl, results, out / f"{name}.html", _nav("index.html", title), out / NB_CSS); status[name] = None
-        except Exception as e:
-            status[name] = _error_text(e)
-            body = f"{_nav('index.html', title)}<h1>{html.escape(name)}: the report failed</h1><pre>{html.escape(status[name])}</pre>"
-            atomic_write_bytes(out / f"{name}.html", _page(f"{name} (failed)", body).encode())
+    with ThreadPoolExecutor(max(1, workers)) as ex:  # the study pages run in kernels of their own meanwhile
+        jobs = {name: ex.submit(render_study, tpl, results, out / f"{name}.html", _nav("index.html", title), out / NB_CSS) for name, tpl in studies.items()}
+        for rid in sorted(pages):
+            atomic_write_bytes(out / "runs" / f"{rid}.html", _with_nav(notebook_html(results / rid / "run.ipynb"), _nav("../index.html", title), out / NB_CSS, f"../{NB_CSS}").encode())
+        for p in (out / "runs").glob("*.html"):
+            if p.stem not in pages: p.unlink()
+        for name, job in jobs.items():
+            try: job.result(); status[name] = None
+            except Exception as e:
+                status[name] = _error_text(e)
+                body = f"{_nav('index.html', title)}<h1>{html.escape(name)}: the report failed</h1><pre>{html.escape(status[name])}</pre>"
+                atomic_write_bytes(out / f"{name}.html", _page(f"{name} (failed)", body).encode())
     sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
     sjd = read_json(sj) if sj.exists() else {}
     plan = sjd.get("studies") or None

@@ -39,6 +39,16 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
     assert study["sweep"]["failed"] == {} and study["total_seconds"] > 0
 
 
+def test_study_costs_account_for_the_smoke_study(smoke_study):
+    "`cit-study bench study` reads where a study's time went: one worker runs one run at a time, so the runs phase holds every run's wall time."
+    from cit_study.perf import study_costs
+    out, _ = smoke_study
+    c = study_costs(out)
+    assert (c["runs"], c["failed"], c["workers"]) == (4, 0, 1)
+    assert set(c["run_mean_s"]) == {f"{b}/{s}" for b in ("blip2", "instructblip") for s in ("seqft", "joint")}
+    assert c["run_wall_sum_s"] <= c["runs_s"] <= c["total_s"] and c["site_s"] > 0
+    assert c["train_sum_s"] > 0 and c["eval_sum_s"] > 0 and c["other_sum_s"] >= 0
+
 def test_executed_run_notebook_has_outputs(smoke_study):
     out, _ = smoke_study
     nb = json.loads(next((out / "results").glob("*seqft*/run.ipynb")).read_text())
