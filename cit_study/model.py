@@ -198,7 +198,9 @@ LMM.pixels = pixels
 def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
     "Vision-encoder outputs (B, patches+1, D) for `samples`: cached and gradient-free unless `train_vision` is set."
     if self.train_vision: return self.hf.vision_model(pixel_values=self.pixels([s.image for s in samples]).to(self.device)).last_hidden_state
-    keys = [feature_key(s) for s in samples]
+    vp = next(self.hf.vision_model.parameters(), None)
+    where = f"{self.device}|{vp.dtype if vp is not None else None}"  # features computed on another device or in another dtype differ
+    keys = [(*feature_key(s), where) for s in samples]
     got = {k: self.feature_cache.get(k) for k in keys if k in self.feature_cache}
     missing = list({k: s for k, s in zip(keys, samples) if k not in got}.items())
     with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # full precision whatever the caller's autocast: one value per sample
@@ -381,10 +383,13 @@ def _copy_lmm(m:LMM)->LMM:
     c.feature_cache = FeatureCache(); return c
 
 def _share_features(m:LMM, folder:tuple)->LMM:
-    "Give `m` the process's feature store of models loaded from `folder` (path, fingerprint) on its device and in its dtype."
-    vision = next(m.hf.vision_model.parameters(), None)
-    m.feature_cache = shared_feature_cache((*folder, str(m.device), str(vision.dtype if vision is not None else None)))
-    return m
+    "Give `m` the process's feature store of models loaded from `folder` (its keys hold the device and dtype features were computed in)."
+    m.feature_cache = shared_feature_cache(folder); return m
+
+def _folder_key(path:Path)->tuple:
+    "A folder's identity within this process: path, content fingerprint and the newest file time (any rewrite changes it)."
+    newest = max((f.stat().st_mtime_ns for f in path.rglob("*") if f.is_file()), default=0)
+    return (str(path.resolve()), folder_fingerprint(path), newest)
 
 def load_lmm(path:str|Path, device=None)->LMM:
     "Load a model folder written by `LMM.save`; a small one is read once per process and copied after that."
@@ -392,7 +397,7 @@ def load_lmm(path:str|Path, device=None)->LMM:
     if meta.get("backend"):  # a model assembled from other parts (e.g. mini-real) rebuilds itself
         if meta["backend"] not in BACKENDS: raise ConfigError(f"{path / 'lmm.json'}: backend {meta['backend']!r} unknown; known: {sorted(BACKENDS)} (import its module first)")
         return BACKENDS[meta["backend"]](path, device)
-    folder = (str(path.resolve()), folder_fingerprint(path))  # a rewritten folder is read afresh
+    folder = _folder_key(path)  # a rewritten folder is read afresh
     if folder in _PRISTINE: _PRISTINE.move_to_end(folder); m = _copy_lmm(_PRISTINE[folder])
     else:
         C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
@@ -427,7 +432,7 @@ def load_checkpoint(path:str|Path, # a `save_pretrained` folder of a BLIP-2 or I
     finally:
         if bars: hf_logging.enable_progress_bar()
     m = LMM(hf, proc.tokenizer, kind, max_len, proc.image_processor, getattr(proc, "qformer_tokenizer", None))
-    return _share_features(m.to(device) if device is not None else m, (str(path.resolve()), folder_fingerprint(path), str(dtype)))
+    return _share_features(m.to(device) if device is not None else m, _folder_key(path))
 
 # %% ../nbs/04_model.ipynb #cc9f6e9c
 def trainable_state(model:LMM)->dict:
