@@ -139,11 +139,11 @@ class FeatureCache:
     @staticmethod
     def _size(v): return v.numel() * v.element_size()
 
-_FEATURE_STORES = OrderedDict()  # vision key -> FeatureCache shared by every model loaded from that folder in this process
+_FEATURE_STORES = OrderedDict()  # folder key -> FeatureCache shared by every model loaded from that folder in this process
 FEATURE_STORES_MAX = 2           # stores kept (one per recently loaded base), each within FeatureCache's byte budget
 
 def shared_feature_cache(key)->FeatureCache:
-    "The process's feature cache for models whose frozen vision encoder is identified by `key` (folder, content, device, dtype): runs one after another in a kernel compute each image's features once."
+    "The process's feature cache for models loaded from the folder `key` identifies: runs one after another in a kernel compute each image's features once."
     if key not in _FEATURE_STORES: _FEATURE_STORES[key] = FeatureCache()
     _FEATURE_STORES.move_to_end(key)
     while len(_FEATURE_STORES) > FEATURE_STORES_MAX: _FEATURE_STORES.popitem(last=False)
@@ -373,14 +373,13 @@ LMM.save = save_lmm
 
 BACKENDS = {}  # backend name -> loader(path, device) of models whose parts `from_pretrained` cannot rebuild
 
-_PRISTINE = OrderedDict()  # (folder, content fingerprint) -> the model as loaded, copied for every later load of that folder
+_PRISTINE = OrderedDict()  # `_folder_key` -> the model as loaded, copied for every later load of that folder
 PRISTINE_MAX, PRISTINE_MAX_BYTES = 2, 256 * 2**20  # models kept; the largest kept (bigger ones are read from disk every time)
 
 def _copy_lmm(m:LMM)->LMM:
     "An independent copy of `m` sharing its tokenizers and image processor (read-only) and with an empty private feature cache."
     shared = [m.tokenizer, m.qformer_tokenizer, m.image_processor]
-    c = copy.deepcopy(m, memo={**{id(o): o for o in shared if o is not None}, id(m.feature_cache): FeatureCache()})
-    c.feature_cache = FeatureCache(); return c
+    return copy.deepcopy(m, memo={**{id(o): o for o in shared if o is not None}, id(m.feature_cache): FeatureCache()})
 
 def _share_features(m:LMM, folder:tuple)->LMM:
     "Give `m` the process's feature store of models loaded from `folder` (its keys hold the device and dtype features were computed in)."
