@@ -12,9 +12,10 @@ from .core import ConfigError
 from .tasks import METRICS
 
 # %% auto #0
-__all__ = ['normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box', 'box_iou', 'option_letter',
-           'task_score', 'cl_summary', 'Interval', 'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff',
-           'normalised_scores', 'normalised_average']
+__all__ = ['TEXT_ONLY_C', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box', 'box_iou',
+           'option_letter', 'task_score', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
+           'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval',
+           'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff', 'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -156,6 +157,89 @@ def task_score(metric:str, # one of cider, vqa, exact, iou, option
     if metric == "cider": return 100 * cider(preds, refs)
     return 100 * float(np.mean([_sample_score(metric, preds[k], refs[k]) for k in preds]))
 
+# %% ../nbs/06_metrics.ipynb #1f244271
+def _refs_list(ref)->list: return list(ref) if isinstance(ref, (list, tuple)) and ref and isinstance(ref[0], str) else [ref]
+
+def best_constant_box(boxes:list # training boxes [x1, y1, x2, y2]
+                     )->list:
+    "The training box that the most training boxes overlap at IoU >= 0.5 (the first on ties)."
+    if not boxes: raise ConfigError("best_constant_box: no training boxes")
+    cands = list(dict.fromkeys(tuple(float(v) for v in b) for b in boxes))
+    hits = [sum(box_iou(c, b) >= 0.5 for b in boxes) for c in cands]
+    return list(cands[int(np.argmax(hits))])
+
+def _box_text(b)->str: return "[" + ", ".join(f"{v:g}" for v in b) + "]"
+
+def majority_prediction(metric:str, # the task's metric
+                        train:list  # training samples (`.output`, `.ref`)
+                       )->str:
+    "The one output a blind predictor gives every test item: the most common training output (the best constant box for `iou`)."
+    if not train: raise ConfigError("majority_prediction: no training samples")
+    if metric == "iou": return _box_text(best_constant_box([s.ref for s in train]))
+    outs = [s.output for s in train]
+    return max(dict.fromkeys(outs), key=outs.count)
+
+# %% ../nbs/06_metrics.ipynb #5b91f331
+TEXT_ONLY_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse regularisation strengths tried by cross-validation on the training split
+
+def text_only_predictor(train:list # training samples (`.instruction`, `.output`)
+                       ):
+    "A function instructions -> outputs fitted on the training split's (instruction, output) pairs: TF-IDF of words and word pairs, logistic regression with its strength chosen by 5-fold cross-validation."
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    if not train: raise ConfigError("text_only_predictor: no training samples")
+    X, y = [s.instruction for s in train], [s.output for s in train]
+    if len(set(y)) == 1: return lambda instructions: [y[0]] * len(instructions)
+    make = lambda C: make_pipeline(TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", sublinear_tf=True),
+                                   LogisticRegression(C=C, max_iter=2000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # folds that miss a rare answer
+        cv = KFold(min(5, len(y)), shuffle=True, random_state=0)
+        score = [cross_val_score(make(C), X, y, cv=cv).mean() for C in TEXT_ONLY_C]
+    clf = make(TEXT_ONLY_C[int(np.argmax(score))]).fit(X, y)  # the weakest of the best on ties
+    return lambda instructions: [str(o) for o in clf.predict(list(instructions))]
+
+# %% ../nbs/06_metrics.ipynb #257eb0c6
+def answer_space(train:list # training samples (`.output`, `.ref`)
+                )->set:
+    "Every normalised training output and reference: the answers a closed-answer task can give."
+    out = set()
+    for s in train:
+        out.add(normalize_answer(s.output))
+        out.update(normalize_answer(r) for r in _refs_list(s.ref) if isinstance(r, str))
+    return out
+
+def well_formed(metric:str, # the task's metric
+                pred:str,   # a model output
+                space:set|None=None # `answer_space` of the task (closed answers)
+               )->bool:
+    "Whether `pred` is in the task's format: a box, an option letter, an answer from the answer space, a non-empty sentence."
+    if metric == "iou": return parse_box(pred) is not None
+    if metric == "option": return option_letter(pred) is not None
+    if metric == "cider": return bool(re.search(r"\w", str(pred)))
+    return space is None or normalize_answer(pred) in space
+
+def format_rate(metric:str, preds:dict, # id -> output
+                space:set|None=None)->float:
+    "Share of outputs (0-100) that are `well_formed`."
+    if not preds: raise ConfigError(f"format_rate ({metric}): no predictions")
+    return 100 * float(np.mean([well_formed(metric, p, space) for p in preds.values()]))
+
+# %% ../nbs/06_metrics.ipynb #3f909dd4
+def baseline_scores(metric:str, # the task's metric
+                    train:list, # training samples
+                    test:list   # test samples (`.id`, `.instruction`, `.ref`)
+                   )->dict:
+    "Scores (0-100) of the `majority` and `text_only` predictors on the test items, with their outputs' format rate."
+    refs = {s.id: s.ref for s in test}
+    maj = majority_prediction(metric, train)
+    preds = {"majority": {s.id: maj for s in test}}
+    if metric == "cider": preds["text_only"] = preds["majority"]
+    else: preds["text_only"] = dict(zip(refs, text_only_predictor(train)([s.instruction for s in test])))
+    return {k: task_score(metric, v, refs) for k, v in preds.items()}
+
 # %% ../nbs/06_metrics.ipynb #e0d9f7e0
 def _nanmean(x)->float:
     x = np.asarray(x, float).ravel()
@@ -180,7 +264,7 @@ def _as_matrix(matrix, n_initial:int)->np.ndarray:
 def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task columns first
                n_initial:int=0 # number of initial (pre-stream) task columns
               )->dict:
-    "Continual-learning summaries (A_T, F_T, AA, BWT_code, BWT, FWT, plasticity, MAA) of an accuracy matrix."
+    "Continual-learning summaries (A_T, F_T, AA, BWT_code, BWT, FWT, plasticity, MAA, retention) of an accuracy matrix."
     if not isinstance(n_initial, (int, np.integer)) or n_initial < 0: raise ConfigError(f"cl_summary: n_initial must be an int >= 0, got {n_initial!r}")
     a = _as_matrix(matrix, n_initial)
     T = a.shape[0] - 1
@@ -195,6 +279,7 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
         "FWT": _nanmean([a[k - 1, c(k)] - a[0, c(k)] for k in range(2, T + 1)]),
         "plasticity": _nanmean([a[k, c(k)] for k in range(1, T + 1)]),
         "MAA": _nanmean([_nanmean(a[i, :n_initial + i]) for i in range(1, T + 1)]),
+        "retention": _nanmean([last[j] / a[0, j] for j in range(n_initial) if a[0, j] > 0]),
     }
 
 # %% ../nbs/06_metrics.ipynb #a11e3e44

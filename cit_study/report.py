@@ -17,13 +17,14 @@ from .core import ConfigError, atomic_write_bytes, read_json
 from .study import read_run, open_results, EXPERIMENTS
 
 # %% auto #0
-__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures', 'summary_frame',
-           'matrix_frame', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures',
-           'notebook_html', 'build_report']
+__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
+           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'matrix_frame', 'plot_matrices',
+           'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures', 'notebook_html', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
-SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA"]
+SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"]
+BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json
 INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb"]  # from the strategy's own report, NaN where it has none
 
 def load_results(results:str|Path)->list:
@@ -35,14 +36,38 @@ def load_failures(results:str|Path)->list:
     "Every failed run's error record."
     return [read_json(p) for p in sorted(Path(results).glob("*/error.json"))]
 
+def baseline_of(run:dict, task:str, which:str="text_only")->float:
+    "A task's no-learning baseline score recorded in `run` (NaN for runs written before baselines were recorded)."
+    return run.get("baselines", {}).get(task, {}).get(which, math.nan)
+
+def stream_baseline(run:dict, which:str="text_only")->float:
+    "The baseline's mean over the run's stream tasks: the A_T of a predictor that never looks at an image."
+    v = [baseline_of(run, t, which) for t in run["tasks"][run["n_initial"]:]]
+    return float(np.mean(v)) if v and not any(math.isnan(x) for x in v) else math.nan
+
 def summary_frame(runs:list)->pd.DataFrame:
-    "One row per run: base, strategy, seed, every summary metric, the wall time, experts used, routing accuracy and extra memory."
+    "One row per run: base, strategy, seed, every summary metric, the stream's text-only baseline, the wall time, experts used, routing accuracy and extra memory."
     rows = []
     for r in runs:
         c = r["config"]
         rows.append({"run_id": r["run_id"], "base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"],
-                     "seed": c["seed"], **{k: r["summary"][k] for k in SUMMARY_KEYS}, "minutes": r["wall_seconds"] / 60,
+                     "seed": c["seed"], **{k: r["summary"].get(k, math.nan) for k in SUMMARY_KEYS},
+                     "A_T text_only": stream_baseline(r), "minutes": r["wall_seconds"] / 60,
                      **{k: r.get("strategy_info", {}).get(k, math.nan) for k in INFO_KEYS}})
+    return pd.DataFrame(rows)
+
+def task_frame(runs:list)->pd.DataFrame:
+    "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines, the share of well-formed outputs at the end, and how far the learned score clears `text_only`."
+    rows = []
+    for r in runs:
+        a, n0, c = np.array(r["matrix"], dtype=float), r["n_initial"], r["config"]
+        wf = np.array(r["well_formed"], dtype=float) if "well_formed" in r else np.full(a.shape, np.nan)
+        for j, t in enumerate(r["tasks"]):
+            learned = a[j - n0 + 1, j] if j >= n0 else math.nan
+            rows.append({"base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"], "seed": c["seed"],
+                         "task": t + ("*" if j < n0 else ""), "zero_shot": a[0, j], "learned": learned, "final": a[-1, j],
+                         **{b: baseline_of(r, t, b) for b in BASELINES}, "well_formed": wf[-1, j],
+                         "learned - text_only": learned - baseline_of(r, t)})
     return pd.DataFrame(rows)
 
 def matrix_frame(run:dict)->pd.DataFrame:
@@ -61,7 +86,10 @@ def plot_matrices(runs:list, seed:int|None=None):
     n = len(sel); cols = min(n, 2); rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.2 * rows), squeeze=False)
     for ax, r in zip(axes.flat, sel):
-        sns.heatmap(matrix_frame(r), annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis", cbar=False, ax=ax)
+        mf = matrix_frame(r)
+        sns.heatmap(mf, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis", cbar=False, ax=ax)
+        blind = [baseline_of(r, t) for t in r["tasks"]]
+        ax.set_xticklabels([f"{c}\n(text-only {b:.0f})" if not math.isnan(b) else c for c, b in zip(mf.columns, blind)], fontsize=8)
         ax.set_title(f"{BASE_NAMES.get(r['config']['base'])} / {r['config']['strategy']}", fontsize=10)
         ax.tick_params(axis="x", rotation=30)
     for ax in list(axes.flat)[n:]: ax.axis("off")
@@ -88,11 +116,16 @@ def curves_frame(runs:list)->pd.DataFrame:
     return pd.DataFrame(rows)
 
 def plot_curves(runs:list):
-    "Each task's score after each stream step, one panel per base and task, a line per strategy."
+    "Each task's score after each stream step, one panel per base and task, a line per strategy; dashed grey lines: the task's `majority` (light) and `text_only` (dark) baselines."
     cf = curves_frame(runs).dropna()
     g = sns.relplot(data=cf, x="step", y="score", hue="strategy", col="task", row="base", kind="line", marker="o",
                     height=2.2, aspect=1.1, errorbar=("ci", 95), facet_kws={"margin_titles": True})
     g.set_titles(row_template="{row_name}", col_template="{col_name}")
+    for (base, task), ax in g.axes_dict.items():
+        for which, shade in (("majority", "0.65"), ("text_only", "0.3")):
+            v = [baseline_of(r, task.rstrip("*"), which) for r in runs]
+            v = [x for x in v if not math.isnan(x)]
+            if v: ax.axhline(float(np.mean(v)), color=shade, ls="--", lw=1, zorder=0)
     return g.figure
 
 # %% ../nbs/11_report.ipynb #4cb7d3e8

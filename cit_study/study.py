@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_study.ipynb #4d102efa
 from __future__ import annotations
-import itertools, os, time
+import itertools, math, os, time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path
-from .metrics import cl_summary
+from .metrics import cl_summary, baseline_scores, answer_space, format_rate
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
 from .similarity import SimilarityConfig, run_similarity
@@ -29,10 +29,10 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'RESULTS_MARKER',
            'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset', 'make_config',
-           'load_task_data', 'read_run', 'run_similarity_config', 'open_results', 'execute_run', 'template_params',
-           'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
-           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'stream_order', 'plan_study',
-           'encoder_similarities', 'run_study']
+           'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results',
+           'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook',
+           'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
+           'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
@@ -200,6 +200,17 @@ def load_task_data(cfg:RunConfig)->tuple:
     get = lambda t: loaded[t] if t in loaded else load_task(t, w)
     return [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
 
+def task_baselines(tasks:list)->dict:
+    "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items."
+    return {t.name: baseline_scores(t.spec.metric, t.train, t.test) for t in tasks}
+
+def format_matrix(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated)
+                 )->list:
+    "Per row, each task's share (0-100) of well-formed outputs; NaN where the row was not evaluated."
+    spaces = {t.name: answer_space(t.train) for t in tasks}
+    return [[math.nan] * len(tasks) if row is None else [format_rate(t.spec.metric, row[t.name], spaces[t.name]) for t in tasks]
+            for row in predictions]
+
 def read_run(path:str|Path)->dict:
     "Read a run.json, refusing other format versions."
     r = read_json(path)
@@ -258,7 +269,8 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
            "base_path": str(cfg.base_path(cache)), "data": {t.name: t.fingerprint() for t in initial + stream},
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
-           "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity}
+           "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
+           "baselines": task_baselines(initial + stream), "well_formed": format_matrix(initial + stream, res["predictions"])}
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
         atomic_write_json(out_dir / "run.json", run)
