@@ -16,7 +16,7 @@ from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
 
 # %% auto #0
-__all__ = ['ATTENTION', 'LoraSettings', 'inject_adapters', 'activate', 'adapter_params', 'LoraStrategy', 'SeqLoRA',
+__all__ = ['ATTENTION', 'ORTH', 'LoraSettings', 'inject_adapters', 'activate', 'adapter_params', 'LoraStrategy', 'SeqLoRA',
            'c_lora_penalty', 'by_shape', 'stacked_delta', 'CLoRA', 'o_lora_penalty', 'OLoRA']
 
 # %% ../nbs/08b_lora.ipynb #4627ac7b
@@ -179,11 +179,16 @@ class CLoRA(LoraStrategy):
     def _state_bytes(self): return sum(p.numel() * p.element_size() for p in self.past)
 
 # %% ../nbs/08b_lora.ipynb #cfa808ee
+ORTH = ("l1", "squared")  # O-LoRA's orthogonality loss: sum of |entries| (the reference's) or of their squares
+
 def o_lora_penalty(past:torch.Tensor, # earlier A's stacked row-wise (n, k*r, in)
-                   A:torch.Tensor # this task's A (n, r, in)
+                   A:torch.Tensor, # this task's A (n, r, in)
+                   orth:str="l1" # 'l1': sum of |entries| of P A^T; 'squared': sum of their squares
                   )->torch.Tensor:
-    "sum over modules of ||P A^T||_F^2."
-    return torch.bmm(past, A.transpose(1, 2)).square().sum()
+    "sum over modules of ||P A^T||_1 (entry-wise) or ||P A^T||_F^2."
+    if orth not in ORTH: raise ConfigError(f"orth: expected one of {ORTH}, got {orth!r}")
+    M = torch.bmm(past, A.transpose(1, 2))
+    return M.abs().sum() if orth == "l1" else M.square().sum()
 
 # %% ../nbs/08b_lora.ipynb #c6a6ad10
 @register("o_lora")
@@ -191,10 +196,13 @@ class OLoRA(LoraStrategy):
     "O-LoRA: a new adapter per task whose A is kept orthogonal to the earlier tasks' A's."
     @dataclass
     class Config(LoraSettings):
-        lam: float = 0.5  # orthogonality strength lambda
+        lam: float = 0.5  # orthogonality strength lambda_1 (the reference's 0.5)
+        orth: str = "l1"  # 'l1': lambda_1 * sum |A_past A_t^T| (the reference's); 'squared': lambda_1 * ||A_past A_t^T||_F^2
         def __post_init__(self):
             super().__post_init__()
-            if not self.lam >= 0: raise ConfigError(f"{type(self).__qualname__}.lam: must be >= 0, got {self.lam}")
+            where = type(self).__qualname__
+            if not self.lam >= 0: raise ConfigError(f"{where}.lam: must be >= 0, got {self.lam}")
+            if self.orth not in ORTH: raise ConfigError(f"{where}.orth: expected one of {ORTH}, got {self.orth!r}")
 
     def setup(self, model, ctx):
         super().setup(model, ctx); self.groups, self.past = by_shape(self.layers), None
@@ -207,4 +215,4 @@ class OLoRA(LoraStrategy):
     def penalty(self, batch):
         if self.past is None or self.cfg.lam == 0: return None
         a = self._name(self.current)
-        return self.cfg.lam * sum(o_lora_penalty(p, self._A(g, a)) for p, g in zip(self.past, self.groups))
+        return self.cfg.lam * sum(o_lora_penalty(p, self._A(g, a), self.cfg.orth) for p, g in zip(self.past, self.groups))

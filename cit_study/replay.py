@@ -3,6 +3,7 @@
 # %% ../nbs/08c_replay.ipynb #de831cb4
 from __future__ import annotations
 import math
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +50,7 @@ class Reservoir:
 class ERConfig:
     "Experience replay's settings."
     mode: str = "fraction"   # 'fraction': keep a fraction of each task (the paper's code); 'reservoir': one fixed-size buffer
-    fraction: float = 0.01   # share of each task's training set kept (fraction mode)
+    fraction: float = 0.05   # share of each task's training set kept (fraction mode); the paper's code: 0.01
     buffer_size: int = 200   # reservoir size in samples (reservoir mode)
 
     def __post_init__(self):
@@ -57,35 +58,50 @@ class ERConfig:
         if not 0 < self.fraction <= 1: raise ConfigError(f"fraction: must be in (0, 1], got {self.fraction}")
         if self.buffer_size < 1: raise ConfigError(f"buffer_size: must be >= 1, got {self.buffer_size}")
 
+# %% ../nbs/08c_replay.ipynb #9a61f3c2
 class Memory(Strategy):
-    "A strategy that stores samples of the stream tasks it has trained, in a fraction or reservoir memory."
+    "A strategy that stores samples of the tasks the model was trained on: the initial tasks' at setup, each stream task's once trained."
     def setup(self, model, ctx):
         super().setup(model, ctx)
         self.kept = []  # fraction mode
         self.buffer = Reservoir(getattr(self.cfg, "buffer_size", 1), derive_seed(ctx.seed, "reservoir"))
+        self.remember_initial()
 
-    def memory(self)->list: return self.kept if getattr(self.cfg, "mode", "reservoir") == "fraction" else self.buffer.items
+    def _fraction(self)->bool: return getattr(self.cfg, "mode", "reservoir") == "fraction"
+    def memory(self)->list: return self.kept if self._fraction() else self.buffer.items
+    def _order(self, task, *key)->np.ndarray: return np.random.default_rng(derive_seed(self.ctx.seed, "memory", *key)).permutation(len(task.train))
 
-    def remember(self, i, task):
-        "Store task `i`'s samples after training it."
-        rng = np.random.default_rng(derive_seed(self.ctx.seed, "memory", i))
-        order = rng.permutation(len(task.train))
-        if getattr(self.cfg, "mode", "reservoir") == "fraction":
+    def store(self, task, order):
+        "Fraction mode: keep the first `fraction` of `order` (at least one sample); reservoir mode: offer every sample in that order."
+        if self._fraction():
             k = max(1, math.ceil(self.cfg.fraction * len(task.train)))
             self.kept += [task.train[j] for j in sorted(order[:k])]
         else:
             for j in order: self.buffer.add(task.train[j])
 
+    def remember_initial(self):
+        "Store the initial (held-in) tasks' samples, before any stream task."
+        for t in self.ctx.initial: self.store(t, self._order(t, "initial", t.name))
+    def remember(self, i, task):
+        "Store stream task `i`'s samples after training it."
+        self.store(task, self._order(task, i))
+
     def after_task(self, i, task): self.remember(i, task)
     def state_dict(self): return {"kept": list(self.kept), "buffer": self.buffer.state_dict()}
     def load_state_dict(self, sd): self.kept = list(sd["kept"]); self.buffer.load_state_dict(sd["buffer"])
+
+    def per_task(self, samples)->dict:
+        "Number of `samples` of each task, in the run's task order."
+        c = Counter(s.task for s in samples)
+        return {n: c[n] for n in dict.fromkeys([t.name for t in (*self.ctx.initial, *self.ctx.stream)] + list(c)) if c[n]}
     def info(self):
         mem = self.memory()
-        return {"memory_samples": len(mem), "extra_memory_mb": sum(s.image.nbytes for s in mem) / 2**20}
+        return {"memory_samples": len(mem), "memory_per_task": self.per_task(mem), "extra_memory_mb": sum(s.image.nbytes for s in mem) / 2**20}
 
+# %% ../nbs/08c_replay.ipynb #5be0d7a9
 @register("er")
 class ER(Memory):
-    "Experience replay: earlier tasks' stored samples mixed into the new task's data."
+    "Experience replay: the stored samples of the initial and earlier stream tasks mixed into the new task's data."
     Config = ERConfig
     def train_data(self, i, task): return list(task.train) + list(self.memory())
 
@@ -114,7 +130,7 @@ def agem_project_(grads:list, ref:list)->bool:
 @dataclass
 class AGEMConfig:
     "A-GEM's settings."
-    buffer_size: int = 200   # memory size in samples (a reservoir over the stream tasks)
+    buffer_size: int = 200   # memory size in samples (a reservoir over the initial tasks, then the stream tasks)
     mem_bs: int = 16         # memory batch size for the reference gradient
 
     def __post_init__(self):
@@ -150,7 +166,7 @@ class AGEM(Memory):
 @dataclass
 class DERConfig:
     "DER++'s settings."
-    buffer_size: int = 200   # reservoir size in samples (with their logits)
+    buffer_size: int = 200   # reservoir size in samples (with their logits): the initial tasks' first, then the stream's
     mem_bs: int = 16         # memory batch size
     alpha: float = 0.3       # weight of the logit-matching term
     beta: float = 0.5        # weight of the memory's label loss
@@ -167,8 +183,25 @@ class DERpp(Memory):
     Config = DERConfig
     def setup(self, model, ctx):
         super().setup(model, ctx); self.step_no, self.micro_no, self.pending = 0, 0, []
+    def remember_initial(self): pass      # needs the base's logits: offered before task 1 (`offer_initial`)
     def after_task(self, i, task): pass   # the buffer fills during training
-    def before_task(self, i, task): self.by_id = {s.id: s for s in self.train_data(i, task)}  # offers travel between processes as ids
+    def before_task(self, i, task):
+        if i == 1 and self.buffer.seen == 0: self.offer_initial()
+        self.by_id = {s.id: s for s in self.train_data(i, task)}  # offers travel between processes as ids
+
+    @torch.no_grad()
+    def offer_initial(self):
+        "Offer the initial tasks' training samples to the reservoir, then record the model's (the base's) logits for those it kept."
+        for t in self.ctx.initial:
+            for j in self._order(t, "initial", t.name): self.buffer.add(t.train[j])
+        if not len(self.buffer): return
+        was, kept = self.model.training, []; self.model.eval()
+        for k in range(0, len(self.buffer), self.cfg.mem_bs):
+            chunk = self.buffer.items[k:k+self.cfg.mem_bs]; b = self.model.make_batch(chunk)
+            lg, _, rows = answer_logits(b, self.model.loss(b, return_logits=True)[1])
+            lg, rows = lg.half().cpu(), rows.cpu()
+            kept += [(s, lg[rows == j]) for j, s in enumerate(chunk)]
+        self.buffer.items = kept; self.model.train(was)
 
     def _draw(self)->list:
         "A memory batch: the buffer's own draw alone; data parallel, one seeded by step and micro-batch, the same in every process."
@@ -206,7 +239,7 @@ class DERpp(Memory):
 
     def memory(self): return [s for s, _ in self.buffer.items]
     def info(self):
-        return {"memory_samples": len(self.buffer),
+        return {"memory_samples": len(self.buffer), "memory_per_task": self.per_task(self.memory()),
                 "extra_memory_mb": sum(s.image.nbytes + z.numel() * 2 for s, z in self.buffer.items) / 2**20}
 
 # %% ../nbs/08c_replay.ipynb #068bedd7
