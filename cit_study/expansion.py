@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
-from .similarity import SimilarityConfig, TaskEmbedder, similarity_matrix
+from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
 from .train import dist_info
 
 # %% auto #0
@@ -163,25 +163,33 @@ class TSEProjConfig(EProjConfig):
 
 @register("ts_eproj")
 class TSEProj(EProj):
-    "Similarity-gated expansion: reuse the most similar earlier task's expert above tau, else add one."
+    "Similarity-gated expansion: reuse the most similar earlier task's expert above tau (a copy of a held-in task's), else add one."
     Config = TSEProjConfig
 
     def setup(self, model, ctx):
         super().setup(model, ctx); self.decisions = []
+        self.reference = ReferenceSimilarity(self.embedder, list(ctx.initial) + list(ctx.stream))  # full matrix on first use
+
+    def held_in_experts(self)->set:
+        "Experts never trained in place: expert 0 (the base's projection) and any expert serving an initial task."
+        return {0} | {self.expert_of[t.name] for t in self.ctx.initial if t.name in self.expert_of}
 
     def choose_expert(self, i, task):
         seen = list(self.ctx.initial) + list(self.ctx.stream[:i - 1])
-        if seen:
-            s = similarity_matrix([self.embedder.task(t) for t in seen + [task]])[-1, :-1]
-            if dist_info()[1] > 1:  # data parallel: every process takes rank 0's similarities, so all choose the same expert
-                import torch.distributed as dist
-                box = [s]; dist.broadcast_object_list(box, 0); s = box[0]
-            k = int(s.argmax()); best = float(s[k])
-            if best > self.cfg.tau:
-                self.decisions.append({"task": task.name, "reuses": seen[k].name, "similarity": best})
-                return self.expert_of[seen[k].name]
-            self.decisions.append({"task": task.name, "reuses": None, "similarity": best})
-        return super().choose_expert(i, task)
+        if not seen: return super().choose_expert(i, task)
+        s, cos = self.reference.row(task.name, [t.name for t in seen])
+        if dist_info()[1] > 1:  # data parallel: every process takes rank 0's similarities, so all choose the same expert
+            import torch.distributed as dist
+            box = [(s, cos)]; dist.broadcast_object_list(box, 0); s, cos = box[0]
+        k = int(s.argmax()); near = seen[k].name; reuse = float(s[k]) > self.cfg.tau
+        d = {"task": task.name, "reuses": near if reuse else None, "nearest": near, "similarity": float(s[k]),
+             "cosine": {m: float(c[k]) for m, c in cos.items()}}
+        self.decisions.append(d)
+        if not reuse: return super().choose_expert(i, task)
+        e = self.expert_of[near]
+        if e not in self.held_in_experts(): return e
+        self.experts.append(copy.deepcopy(self.experts[e]).requires_grad_(True)); d["copied_from"] = e  # train a copy
+        return len(self.experts) - 1
 
     def state_dict(self): return {**super().state_dict(), "decisions": list(self.decisions)}
     def load_state_dict(self, sd): super().load_state_dict(sd); self.decisions = list(sd["decisions"])

@@ -21,7 +21,7 @@ __all__ = ['IMAGE_ENCODERS', 'TEXT_ENCODERS', 'EFFICIENTNET_SIZE', 'efficientnet
            'vision_fingerprint', 'vision_cls', 'pixels', 'efficientnet_encoder', 'colour_edge_stats', 'colour_edge',
            'load_minilm', 'minilm', 'load_sentence_minilm', 'minilm_mean', 'bow', 'fit_tfidf', 'tfidf', 'corpus_key',
            'encode_texts', 'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix', 'zscore_sigmoid', 'modality_similarity',
-           'similarity_matrix', 'run_similarity']
+           'similarity_matrix', 'reference_similarity', 'ReferenceSimilarity', 'run_similarity']
 
 # %% ../nbs/07_similarity.ipynb #0bf30689
 IMAGE_ENCODERS, TEXT_ENCODERS = {}, {}
@@ -367,6 +367,44 @@ def similarity_matrix(embeddings:list # per task, a dict modality -> 1-D embeddi
     _check_embeddings(embeddings)
     return torch.stack([modality_similarity([e[m] for e in embeddings]) for m in MODALITIES]).prod(0)
 
+# %% ../nbs/07_similarity.ipynb #f6c83cce
+def reference_similarity(embedder:TaskEmbedder, # the encoders and sample count
+                         tasks:list # `TaskData` of the reference set: the run's initial and stream tasks
+                        )->dict:
+    "Task names, s (T, T), each modality's s_m (T, T) and raw cosines (T, T) over the reference set `tasks`."
+    if len(tasks) == 0: raise ConfigError("tasks: need at least one task")
+    embs = [embedder.task(t) for t in tasks]
+    cos = {m: cosine_matrix([e[m] for e in embs]) for m in MODALITIES}
+    per = {m: zscore_sigmoid(c) for m, c in cos.items()}
+    return {"tasks": [t.name for t in tasks], "matrix": torch.stack(list(per.values())).prod(0), "per_modality": per, "cosine": cos}
+
+class ReferenceSimilarity:
+    "s(t, k) and the raw cosines among a fixed reference set of tasks; the full matrix is computed once, on first use."
+    def __init__(self, embedder:TaskEmbedder, # the encoders and sample count
+                 tasks:list # `TaskData` of the reference set: the run's initial and stream tasks
+                ):
+        self.embedder, self.tasks, self._full = embedder, list(tasks), None
+
+    @property
+    def full(self)->dict:
+        "`reference_similarity` over the reference set."
+        if self._full is None: self._full = reference_similarity(self.embedder, self.tasks)
+        return self._full
+
+    def index(self, name:str)->int:
+        "Position of task `name` in the reference set."
+        names = [t.name for t in self.tasks]
+        if names.count(name) != 1: raise ConfigError(f"task {name!r}: {'not' if name not in names else 'more than once'} in the reference set {names}")
+        return names.index(name)
+
+    def row(self, task:str, # the new task's name
+            others:list # names of the tasks to compare it with
+           )->tuple:
+        "s(task, k) for each k in `others` (float64), and per modality the raw cosines cos_m(task, k)."
+        i, ks = self.index(task), [self.index(k) for k in others]
+        f = self.full
+        return f["matrix"][i, ks], {m: f["cosine"][m][i, ks] for m in MODALITIES}
+
 # %% ../nbs/07_similarity.ipynb #837cd123
 def run_similarity(model, # an `LMM`, or None with a model-free image encoder
                    tasks:list, # `TaskData` of the tasks to compare, in order
@@ -376,8 +414,5 @@ def run_similarity(model, # an `LMM`, or None with a model-free image encoder
     "Task embeddings and similarity matrices of `tasks`, as a JSON-serialisable dict."
     if len(tasks) == 0: raise ConfigError("tasks: need at least one task")
     emb = TaskEmbedder(model, cfg, cache, corpus_tasks=tasks)
-    embs = [emb.task(t) for t in tasks]
-    per = {m: modality_similarity([e[m] for e in embs]) for m in MODALITIES}
-    return to_jsonable({"tasks": [t.name for t in tasks], "config": emb.cfg,
-                        "matrix": torch.stack(list(per.values())).prod(0),
-                        "per_modality": per, "cosine": {m: cosine_matrix([e[m] for e in embs]) for m in MODALITIES}})
+    r = reference_similarity(emb, tasks)
+    return to_jsonable({"tasks": r.pop("tasks"), "config": emb.cfg, **r})

@@ -9,7 +9,7 @@ import torch
 from .core import ConfigError
 from .strategies import register
 from .regularisation import RegConfig, EWC, EWCConfig, MAS, SI, SIConfig
-from .similarity import SimilarityConfig, TaskEmbedder, similarity_matrix
+from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
 
 # %% auto #0
 __all__ = ['TIRFields', 'TIRMixin', 'TIREWCConfig', 'TIREWC', 'TIRMASConfig', 'TIRMAS', 'TIRSIConfig', 'TIRSI']
@@ -38,7 +38,8 @@ class TIRMixin:
         self.omax = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.owner = {n: torch.full(p.shape, -1, dtype=torch.long, device=p.device) for n, p in self.params.items()}
         self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
-        self.scaling = []   # per task: the similarity to each earlier task that owns importance
+        self.reference = ReferenceSimilarity(self.embedder, list(ctx.initial) + list(ctx.stream))  # full matrix on first use
+        self.scaling = []   # per task: the similarity (and raw cosines) to each earlier task that owns importance
 
     def merge(self, omega, task):
         k = len(self.tasks_merged)
@@ -54,20 +55,21 @@ class TIRMixin:
     def task_by_name(self, name):
         return next(t for t in list(self.ctx.initial) + list(self.ctx.stream) if t.name == name)
 
-    def similarities(self, task)->torch.Tensor:
-        "s(task, k) for every task k merged so far, computed over all of them and `task`."
-        embs = [self.embedder.task(self.task_by_name(n)) for n in self.tasks_merged] + [self.embedder.task(task)]
-        return similarity_matrix(embs)[-1, :-1].float()
+    def similarities(self, task)->tuple:
+        "s(task, k) (float32) for every task k merged so far, and per modality the raw cosines, from the reference set."
+        s, cos = self.reference.row(task.name, list(self.tasks_merged))
+        return s.float(), cos
 
     def before_task(self, i, task):
         super().before_task(i, task)
         if not self.tasks_merged: return
-        s = self.similarities(task)
+        s, cos = self.similarities(task)
         relax = torch.cat([1 - s, torch.ones(1)]).to(next(iter(self.omax.values())).device)  # index -1 (no owner) keeps its value
         scaled = {n: self.omax[n] * relax[self.owner[n]] for n in self.omax}
         if self.cfg.compound: self.omax = {n: v.clone() for n, v in scaled.items()}
         self.quad.set(scaled, self.anchor())
-        self.scaling.append({"task": task.name, "similarity": dict(zip(self.tasks_merged, s.tolist()))})
+        self.scaling.append({"task": task.name, "similarity": dict(zip(self.tasks_merged, s.tolist())),
+                             "cosine": {m: dict(zip(self.tasks_merged, c.tolist())) for m, c in cos.items()}})
 
     def state_dict(self): return {**super().state_dict(), "omax": self.omax, "owner": self.owner, "scaling": list(self.scaling)}
     def load_state_dict(self, sd):
