@@ -5,9 +5,11 @@
 # %% ../nbs/05_bases.ipynb #1e5e663c
 from __future__ import annotations
 import functools, math, time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from filelock import FileLock
@@ -17,13 +19,14 @@ from transformers import OPTForCausalLM
 from .core import (ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, read_json,
                             to_jsonable)
 from .tasks import Sample, sample_batches
-from .synthetic import WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES
+from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
+                                 box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS)
 from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
-__all__ = ['RECIPE_VERSION', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss', 'build_llm', 'image_text_pairs', 'contrastive_loss',
-           'ContrastiveHeads', 'build_vision', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip',
-           'base_path', 'get_base', 'initial_tasks']
+__all__ = ['RECIPE_VERSION', 'DENSE_SOURCES', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss', 'build_llm', 'image_text_pairs',
+           'contrastive_loss', 'ContrastiveHeads', 'build_vision', 'dense_description', 'dense_pairs', 'vl_pairs',
+           'build_blip2', 'blip2_to_instructblip', 'build_instructblip', 'base_path', 'get_base', 'initial_tasks']
 
 # %% ../nbs/05_bases.ipynb #6bca254f
 @dataclass
@@ -40,6 +43,7 @@ class BaseConfig:
     vision_bs: int = 64         # contrastive batch size (the number of negatives plus one)
     vl_samples: int = 2000      # image-caption pairs for vision-language pretraining
     vl_steps: int = 800         # vision-language pretraining steps
+    vl_dense: float = 0.0       # share of vision-language pairs described densely (counts, places, boxes) instead of captioned
     vl_train_vision: bool = False  # vision-language pretraining also trains the vision encoder
     vl_train_llm: bool = True   # vision-language pretraining also trains the LLM, its text loss kept beside the caption loss
     it_steps: int = 600         # multi-task instruction tuning steps
@@ -54,6 +58,7 @@ class BaseConfig:
         if bad: raise ConfigError(f"BaseConfig.held_in: unknown task(s) {bad}; known: {TASK_NAMES}")
         for k in ("corpus_per_task", "llm_steps", "vision_samples", "vision_steps", "vl_samples", "vl_steps", "it_steps"):
             if getattr(self, k) < 0: raise ConfigError(f"BaseConfig.{k}: must be >= 0, got {getattr(self, k)}")
+        if not 0 <= self.vl_dense <= 1: raise ConfigError(f"BaseConfig.vl_dense: must be in [0, 1], got {self.vl_dense}")
         for k in ("bs", "vision_bs"):
             if getattr(self, k) < 2: raise ConfigError(f"BaseConfig.{k}: must be >= 2, got {getattr(self, k)}")
 
@@ -71,7 +76,8 @@ def stage_keys(cfg:BaseConfig)->dict:
     vision = config_hash({"tok": tok, "model": cfg.model, "image_size": cfg.world.image_size, "seed": cfg.seed,
                           "vision": [cfg.vision_samples, cfg.vision_steps, cfg.vision_bs, cfg.lr]})
     blip2 = config_hash({"llm": llm, "image_size": cfg.world.image_size, "vl": [cfg.vl_samples, cfg.vl_steps, cfg.lr],
-                         "vision": vision if cfg.vision_steps else None, "train": [cfg.vl_train_vision, cfg.vl_train_llm]})
+                         "vision": vision if cfg.vision_steps else None, "train": [cfg.vl_train_vision, cfg.vl_train_llm],
+                         **({"dense": cfg.vl_dense} if cfg.vl_dense else {})})
     instruct = config_hash({"blip2": blip2, "world": cfg.world, "held_in": cfg.held_in, "it": [cfg.it_steps, cfg.lr]})
     return {"tokenizer": tok, "llm": llm, "vision": vision, "blip2": blip2, "instructblip": instruct}
 
@@ -168,9 +174,40 @@ def build_vision(cfg:BaseConfig, root:Path, tok)->Path:
     return d / "vision.pt"
 
 # %% ../nbs/05_bases.ipynb #965d03fa
+def _counted(objs:list, by_colour:bool)->str:
+    "`2 circles and 1 square` (or `2 red shapes and 1 blue shape`), most frequent first."
+    c = Counter(o.colour if by_colour else o.shape for o in objs)
+    name = lambda k, n: (f"{k} shape" + ("s" if n > 1 else "")) if by_colour else (PLURALS[k] if n > 1 else k)
+    parts = [f"{n} {name(k, n)}" for k, n in c.most_common()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+def _an(word:str)->str: return ("an " if word[0] in "aeiou" else "a ") + word
+
+def dense_description(scene, image_size:int, rng)->str:
+    "One short dense description of `scene`, of a kind drawn with `rng`: counts, places or boxes of its objects, and its sign's word."
+    objs = reading_order(scene.objects or []); kind = int(rng.integers(3))
+    if not objs: body = "no shapes"
+    elif kind == 0: body = _counted(objs, bool(rng.random() < 0.3))
+    elif kind == 1: body = " and ".join(f"{_an(o.colour)} {o.shape} at the {ROWS[o.row]} {COLUMNS[o.col]}" for o in objs)
+    else: body = " and ".join(f"{o.size} {o.colour} {o.shape} {format_box(box_0_99(o, image_size))}" for o in objs)
+    return (f"{_an(scene.sign.colour)} sign that says {scene.sign.word} and " if scene.sign is not None else "") + body
+
+DENSE_SOURCES = ("caption", "count", "ground", "textcap")  # task kinds whose scenes dense pairs draw
+
+def dense_pairs(cfg:BaseConfig, n:int, tag:str)->list:
+    "`n` image-description pairs: scenes drawn like `DENSE_SOURCES`' tasks (other seeds), each with a `dense_description`."
+    out, S = [], cfg.world.image_size
+    for i in range(n):
+        task = DENSE_SOURCES[i % len(DENSE_SOURCES)]; d = draft_sample(task, derive_seed(cfg.seed, tag), i, S)
+        rng = np.random.default_rng([d["seed"], 7])
+        out.append(Sample(f"{tag}-{i}", tag, render_scene(d["scene"], S, np.random.default_rng([d["seed"], 1])), "",
+                          dense_description(d["scene"], S, rng)))
+    return out
+
 def vl_pairs(cfg:BaseConfig)->list:
-    "Image-caption pairs for vision-language pretraining."
-    return image_text_pairs(cfg, cfg.vl_samples, "vlp")
+    "Image-text pairs for vision-language pretraining: captions, and a `vl_dense` share of dense descriptions."
+    k = round(cfg.vl_dense * cfg.vl_samples)
+    return image_text_pairs(cfg, cfg.vl_samples - k, "vlp") + (dense_pairs(cfg, k, "vlp-dense") if k else [])
 
 def build_blip2(cfg:BaseConfig, root:Path)->Path:
     "The BLIP-2-like base: pretrained LLM and ViT, then vision-language pretraining; cached."

@@ -32,7 +32,8 @@ __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_
            'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results',
            'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook',
            'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
-           'similarity_order', 'stream_order', 'plan_study', 'encoder_similarities', 'run_study']
+           'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order', 'plan_study',
+           'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 1
@@ -134,7 +135,7 @@ PRESETS = {
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft", "joint"], seed=[0])))),
     "quick": dict(**_QUICK_SIZES, studies=dict(
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1])),
-        thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0, 1]), tau=[0.0, 0.1, 0.2, 0.3]),
+        thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0, 1]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0, 1]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES,
                       pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
@@ -150,8 +151,7 @@ PRESETS = {
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
-        thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]),
-                        tau=[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4]),
+        thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2", "instructblip"], strategy=["tir_ewc", "tir_mas", "tir_si", "ts_eproj"], seed=[0, 1, 2]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES, pairs=[[i, t] for i in IMAGE_CHOICES for t in TEXT_CHOICES]),
         order=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]),
@@ -502,6 +502,21 @@ def similarity_order(names:list, # task names
         order.append(max(rest, key=lambda j: (s[order[-1], j], -j)))
     return [names[k] for k in order]
 
+def decision_similarities(preset_name:str, base:str, cache:str|Path|None=None)->list:
+    "Per stream task with an earlier task: its largest similarity to an earlier one (initial tasks included), the statistic TS-EProj compares with tau; over the run's reference set, with TS-EProj's default encoders."
+    import numpy as np
+    cfg = make_config(preset_name, base); initial, stream = load_task_data(cfg)
+    sim = run_similarity(cfg.load_base(cache), initial + stream, make_strategy("ts_eproj", {}).cfg.similarity(), cache)
+    s, n0 = np.asarray(sim["matrix"], dtype=float), len(initial)
+    return [float(s[n0 + i, :n0 + i].max()) for i in range(len(stream)) if n0 + i > 0]
+
+def tau_grid(values:list # the decision similarities (`decision_similarities`)
+            )->list:
+    "One tau per regime of TS-EProj's decisions: 0 (always reuse), the midpoints between consecutive distinct values, and one above them all (always a new expert, EProj)."
+    if not values: raise ConfigError("tau_grid: no decision similarities (a stream of one task and no initial tasks has no decision)")
+    v = sorted({round(float(x), 6) for x in values})
+    return [0.0] + [round((a + b) / 2, 6) for a, b in zip(v, v[1:])] + [round(v[-1] + (1 - v[-1]) / 2, 6)]
+
 def stream_order(order:str, # 'default', 'reverse' or 'similarity'
                  base:str, preset_name:str, cache:str|Path|None=None)->list:
     "The preset's stream in the named order ('similarity' loads the base and its task embeddings)."
@@ -529,7 +544,12 @@ def plan_study(preset_name:str, # a preset with `studies`
         extra = sorted(set(spec) - {"grid"} - _AXES[name])
         if extra: raise ConfigError(f"studies.{name}: unknown key(s) {extra}; known: {sorted(_AXES[name] | {'grid'})}")
         if name == "thresholds":
-            runs = [r for tau in spec["tau"] for r in expand_grid(grid, {**fixed, "strategy_params": {"tau": float(tau)}})]
+            if spec["tau"] == "regimes":  # one tau per regime of the decisions each base's similarities give
+                runs = [r for b in grid["base"] for tau in tau_grid(decision_similarities(preset_name, b, cache))
+                        for r in expand_grid({**grid, "base": [b]}, {**fixed, "strategy_params": {"tau": float(tau)}})]
+            elif isinstance(spec["tau"], list):
+                runs = [r for tau in spec["tau"] for r in expand_grid(grid, {**fixed, "strategy_params": {"tau": float(tau)}})]
+            else: raise ConfigError(f"studies.thresholds.tau: a list of thresholds or 'regimes', got {spec['tau']!r}")
         elif name == "encoders":
             runs = [r for i, t in spec["pairs"] for r in expand_grid(grid, {**fixed, "strategy_params": {"image_encoder": i, "text_encoder": t}})]
         elif name == "order":
