@@ -24,9 +24,10 @@ from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK
 from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
-__all__ = ['RECIPE_VERSION', 'DENSE_SOURCES', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss', 'build_llm', 'image_text_pairs',
-           'contrastive_loss', 'ContrastiveHeads', 'build_vision', 'dense_description', 'dense_pairs', 'vl_pairs',
-           'build_blip2', 'blip2_to_instructblip', 'build_instructblip', 'base_path', 'get_base', 'initial_tasks']
+__all__ = ['RECIPE_VERSION', 'LLM_FIELDS', 'VISION_FIELDS', 'DENSE_SOURCES', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss',
+           'build_llm', 'image_text_pairs', 'contrastive_loss', 'ContrastiveHeads', 'build_vision', 'dense_description',
+           'dense_pairs', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip', 'base_path',
+           'get_base', 'initial_tasks']
 
 # %% ../nbs/05_bases.ipynb #6bca254f
 @dataclass
@@ -68,14 +69,19 @@ def _corpus_hash(n:int)->str: return config_hash(world_corpus(n))  # generating 
 
 RECIPE_VERSION = 2  # bump when the building code changes what a base is (e.g. the loss's reduction)
 
+LLM_FIELDS = ("llm_hidden", "llm_layers", "llm_ffn", "heads", "max_positions", "dropout")  # what of `ModelConfig` the LLM stage reads
+VISION_FIELDS = ("image_size", "patch_size", "vision_hidden", "vision_layers", "heads", "dropout")  # and the vision stage
+
+def _fields(m:ModelConfig, names:tuple)->dict: return {k: getattr(m, k) for k in names}
+
 def stage_keys(cfg:BaseConfig)->dict:
     "Cache keys of the tokenizer, LLM, vision encoder, BLIP-2-like and InstructBLIP-like stages."
     tok = config_hash({"corpus": _corpus_hash(cfg.corpus_per_task)})  # changes whenever the world's text does
-    llm = config_hash({"tok": tok, "model": cfg.model, "llm_steps": cfg.llm_steps, "llm_lr": cfg.llm_lr, "bs": cfg.bs, "seed": cfg.seed,
+    llm = config_hash({"tok": tok, "model": _fields(cfg.model, LLM_FIELDS), "llm_steps": cfg.llm_steps, "llm_lr": cfg.llm_lr, "bs": cfg.bs, "seed": cfg.seed,
                        "recipe": RECIPE_VERSION})
-    vision = config_hash({"tok": tok, "model": cfg.model, "image_size": cfg.world.image_size, "seed": cfg.seed,
+    vision = config_hash({"tok": tok, "model": _fields(cfg.model, VISION_FIELDS), "image_size": cfg.world.image_size, "seed": cfg.seed,
                           "vision": [cfg.vision_samples, cfg.vision_steps, cfg.vision_bs, cfg.lr]})
-    blip2 = config_hash({"llm": llm, "image_size": cfg.world.image_size, "vl": [cfg.vl_samples, cfg.vl_steps, cfg.lr],
+    blip2 = config_hash({"llm": llm, "model": cfg.model, "image_size": cfg.world.image_size, "vl": [cfg.vl_samples, cfg.vl_steps, cfg.lr],
                          "vision": vision if cfg.vision_steps else None, "train": [cfg.vl_train_vision, cfg.vl_train_llm],
                          **({"dense": cfg.vl_dense} if cfg.vl_dense else {})})
     instruct = config_hash({"blip2": blip2, "world": cfg.world, "held_in": cfg.held_in, "it": [cfg.it_steps, cfg.lr]})

@@ -16,7 +16,8 @@ from .train import TrainConfig, train_task
 from .study import METHODS
 
 # %% auto #0
-__all__ = ['FREE_ENCODERS', 'method_costs', 'peak_rss_mb', 'bench_methods', 'format_methods']
+__all__ = ['FREE_ENCODERS', 'method_costs', 'peak_rss_mb', 'bench_methods', 'format_methods', 'learnability',
+           'format_learnability']
 
 # %% ../nbs/13_bench.ipynb #9518092f
 FREE_ENCODERS = {"image_encoder": "pixels", "text_encoder": "bow"}
@@ -110,3 +111,44 @@ def format_methods(res:dict)->str:
         lines.append(f"| {r['method']} | {r['step_ms']:.1f} | {r['step_x']:.2f} | {r['peak_mb']:.0f} | {r['peak_x']:.2f} | "
                      f"{r['state_mb']:.2f} | {r['setup_s']:.2f} | {r['after_task_s']:.2f} |")
     return "\n".join(lines)
+
+# %% ../nbs/13_bench.ipynb #4823a4a6
+def learnability(preset_name:str="quick", # preset giving the bases, the stream and the budget
+                 tasks:list|None=None,    # tasks to train (default: the preset's stream)
+                 bases:list|None=None,    # 'blip2', 'instructblip' (default: both)
+                 steps:int=0,             # optimizer steps per task (0: the preset's)
+                 lr:float=0.0,            # learning rate (0: the preset's)
+                 n_test:int=0,            # test items per task (0: the preset's)
+                 seed:int=0, cache:str|Path|None=None, out:str|Path|None=None)->dict:
+    "Each task trained alone from each base (SeqFT): its score right after training beside its zero-shot score and its baselines on the same test items."
+    from collections import Counter
+    from dataclasses import replace
+    from cit_study.study import make_config, task_baselines
+    from cit_study.metrics import answer_space, format_rate
+    from cit_study.model import load_lmm
+    from cit_study.train import run_stream
+    rows = []
+    for b in bases or ["blip2", "instructblip"]:
+        cfg = make_config(preset_name, b, stream=tasks or None, steps_per_task=steps)
+        tc = replace(cfg.train, lr=lr or cfg.train.lr)
+        world = replace(cfg.bases.world, n_test=n_test or cfg.bases.world.n_test)
+        data = [load_task(t, world) for t in cfg.stream]; bl = task_baselines(data); path = cfg.base_path(cache)
+        for t in data:
+            t0 = time.time()
+            res = run_stream(load_lmm(path), make_strategy("seqft"), [], [t], tc, seed, progress=False)
+            preds = res["predictions"][1][t.name]; top, k = Counter(preds.values()).most_common(1)[0]
+            rows.append({"base": b, "task": t.name, "steps": tc.steps_per_task, "lr": tc.lr, "n_test": len(t.test),
+                         "zero_shot": res["matrix"][0][0], "learned": res["matrix"][1][0], **bl[t.name],
+                         "margin": res["matrix"][1][0] - bl[t.name]["text_only"],
+                         "well_formed": format_rate(t.spec.metric, preds, answer_space(t.train)),
+                         "top_output": top, "top_share": 100 * k / len(preds), "seconds": time.time() - t0})
+    res = {"preset": preset_name, "seed": seed, "rows": rows, "hardware": hardware(), "versions": versions()}
+    if out: atomic_write_json(out, res)
+    return res
+
+def format_learnability(res:dict)->str:
+    "The rows as a text table."
+    head = f"{'base':12} {'task':9} {'steps':>5} {'zero':>6} {'learned':>7} {'major.':>6} {'text':>6} {'margin':>6} {'formed':>6}  top output"
+    return "\n".join([head] + [f"{r['base']:12} {r['task']:9} {r['steps']:5d} {r['zero_shot']:6.1f} {r['learned']:7.1f} {r['majority']:6.1f} "
+                                f"{r['text_only']:6.1f} {r['margin']:6.1f} {r['well_formed']:6.0f}  {r['top_output']!r} ({r['top_share']:.0f}%)"
+                                for r in res["rows"]])

@@ -62,8 +62,8 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
-    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own.")
-    b.add_argument("what", choices=["methods", "perf", "study"], help="what to measure")
+    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own. learn: each task trained alone from each base of the (first) preset, scored beside its zero-shot score and its no-learning baselines.")
+    b.add_argument("what", choices=["methods", "perf", "study", "learn"], help="what to measure")
     b.add_argument("--presets", default="smoke,quick", help="study: comma-separated presets")
     b.add_argument("--workers", type=int, default=2, help="study: runs at once")
     b.add_argument("--cache", default=None, help="study: cache folder for built bases")
@@ -73,6 +73,9 @@ def build_parser()->argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=0, help="timed steps per method (perf: per variant) and round (0: 30 for methods, 10 for perf)")
     b.add_argument("--rounds", type=int, default=3, help="rounds (methods take turns each round)")
     b.add_argument("--memory", action="store_true", help="on CPU, also measure each method's (perf: each step variant's) peak memory in its own process")
+    b.add_argument("--tasks", default="", help="learn: comma-separated tasks (default: the preset's stream)")
+    b.add_argument("--lr", type=float, default=0.0, help="learn: learning rate (0: the preset's)")
+    b.add_argument("--n-test", type=int, default=0, help="learn: test items per task (0: the preset's)")
     b.add_argument("--out", default="", help="JSON file to write (default: bench-WHAT.json)")
     return p
 
@@ -154,6 +157,12 @@ def _bench(a):
         from cit_study.perf import bench_study
         if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
         bench_study([p for p in a.presets.split(",") if p], a.workers, a.cache, a.out); print(f"written to {a.out}"); return
+    if a.what == "learn":
+        from cit_study.bench import learnability, format_learnability
+        if a.n_test < 0 or a.steps < 0: raise ConfigError("--steps and --n-test: must be >= 0")
+        res = learnability(a.presets.split(",")[0], [t for t in a.tasks.split(",") if t] or None, steps=a.steps, lr=a.lr,
+                           n_test=a.n_test, cache=a.cache, out=a.out)
+        print(format_learnability(res)); print(f"written to {a.out}"); return
     if a.what == "perf":
         from cit_study.perf import bench_perf
         bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps or 10, rounds=a.rounds, out=a.out,

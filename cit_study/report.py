@@ -18,14 +18,15 @@ from .study import read_run, open_results, EXPERIMENTS
 
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
-           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'matrix_frame', 'plot_matrices',
-           'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures', 'notebook_html', 'build_report']
+           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate', 'matrix_frame',
+           'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures', 'notebook_html',
+           'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
 SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"]
 BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json
-INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb"]  # from the strategy's own report, NaN where it has none
+INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb", "memory_samples"]  # from the strategy's own report, NaN where it has none
 
 def load_results(results:str|Path)->list:
     "Every finished run in a results folder, sorted by run id."
@@ -69,6 +70,30 @@ def task_frame(runs:list)->pd.DataFrame:
                          **{b: baseline_of(r, t, b) for b in BASELINES}, "well_formed": wf[-1, j],
                          "learned - text_only": learned - baseline_of(r, t)})
     return pd.DataFrame(rows)
+
+def learning_gate(runs:list,
+                  margin:float=20.0,       # SeqFT's just-learned score must clear `text_only` by this much
+                  joint_margin:float=15.0, # Joint's final score must clear `text_only` by this much
+                  formed:float=90.0        # share of well-formed outputs (%) SeqFT must reach right after training a task
+                 )->pd.DataFrame:
+    "Per base and stream task: whether the study can see learning on it: SeqFT's just-learned score (mean over seeds), Joint's final score and the share of well-formed outputs, against the `text_only` baseline."
+    tf = task_frame(runs); rows = []
+    formed_after = {}  # SeqFT's well-formed share right after each task (the row that trained it)
+    for r in runs:
+        if r["config"]["strategy"] != "seqft" or "well_formed" not in r: continue
+        n0 = r["n_initial"]
+        for k, t in enumerate(r["tasks"][n0:], 1):
+            formed_after.setdefault((BASE_NAMES.get(r["config"]["base"], r["config"]["base"]), t), []).append(r["well_formed"][k][n0 + k - 1])
+    stream = tf[~tf.task.str.endswith("*")]
+    for (base, task), g in stream.groupby(["base", "task"], sort=False):
+        seq, joint = g[g.strategy == "seqft"], g[g.strategy == "joint"]
+        blind = float(g.text_only.mean())
+        row = {"base": base, "task": task, "text_only": blind, "seqft_learned": seq.learned.mean(), "joint_final": joint.final.mean(),
+               "well_formed": float(np.mean(formed_after.get((base, task), [math.nan])))}
+        row["learned"] = bool(row["seqft_learned"] >= blind + margin and row["joint_final"] >= blind + joint_margin
+                              and row["well_formed"] >= formed)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["base", "task", "text_only", "seqft_learned", "joint_final", "well_formed", "learned"])
 
 def matrix_frame(run:dict)->pd.DataFrame:
     "The accuracy matrix with named rows (0 = before the stream) and task columns; initial tasks marked '*'."

@@ -130,7 +130,9 @@ def setup_rows(runs:list, # finished runs
     rows = [("Runs", f"{len(runs)} finished, {len(failures)} failed")]
     for b in _distinct(c["base"] for c in cfg):
         init = _distinct(r["tasks"][:r["n_initial"]] for r in runs if r["config"]["base"] == b)
-        rows.append((f"Base: {BASE_NAMES.get(b, b)}", f"config name {b}; initial (held-in) tasks, evaluated but not trained in the stream: {_one_or_many(init)}"))
+        only = any(r.get("evaluated_only") for r in runs if r["config"]["base"] == b)
+        what = "held-in tasks, never trained, scored before and during the stream" if only else "initial (held-in) tasks, tuned on before the stream, scored but not trained in it"
+        rows.append((f"Base: {BASE_NAMES.get(b, b)}", f"config name {b}; {what}: {_one_or_many(init)}"))
     rows += [("Model (both bases)", _one_or_many(c["bases"].get("model") for c in cfg)),
              ("Base recipe", _one_or_many({k: v for k, v in c["bases"].items() if k not in ("model", "world", "held_in")} for c in cfg)),
              ("Data", "synthetic image world, " + _one_or_many({k: v for k, v in c["bases"].get("world", {}).items() if not k.startswith("n_")} for c in cfg)),

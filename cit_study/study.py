@@ -36,7 +36,7 @@ __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_
            'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
 BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
 
 def check_checkpoint(path:str, base:str):
@@ -86,13 +86,18 @@ class RunConfig:
                 raise ConfigError(f"checkpoint: {self.checkpoint} has changed since this config was written (fingerprint {fp}, recorded {self.checkpoint_fingerprint})")
             self.checkpoint_fingerprint = fp
         elif self.checkpoint_fingerprint: raise ConfigError("checkpoint_fingerprint: set without a checkpoint")
-        clash = [t for t in self.stream if t in self.initial]
-        if clash: raise ConfigError(f"stream: task(s) {clash} are initial (held-in) tasks of the {self.base} base")
+        clash = [t for t in self.stream if t in self.initial + self.evaluated]
+        if clash: raise ConfigError(f"stream: task(s) {clash} are held-in tasks (initial tasks of the InstructBLIP-like base, evaluated on both bases)")
 
     @property
     def initial(self)->list:
         "The held-in tasks evaluated but not trained: the built InstructBLIP-like base's; none for a checkpoint (its own are unknown)."
         return [] if self.checkpoint else initial_tasks(self.base, self.bases)
+
+    @property
+    def evaluated(self)->list:
+        "Held-in tasks scored but never trained on this base: on the BLIP-2-like base the InstructBLIP-like base's initial tasks (both bases are scored on the same columns); none for a checkpoint."
+        return [] if self.checkpoint else [t for t in initial_tasks("instructblip", self.bases) if t not in self.initial]
 
     def base_path(self, cache:str|Path|None=None)->Path:
         "The folder of the run's starting model: the checkpoint, or the built base of its backend (built now if missing)."
@@ -119,8 +124,8 @@ _QUICK_SIZES = dict(
     bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
                corpus_per_task=300, llm_steps=1500, vision_samples=4000, vision_steps=1500, vision_bs=64, vl_samples=2000, vl_steps=800,
                it_steps=600, bs=32),
-    train=dict(steps_per_task=50, bs=16, eval_bs=64),
-    stream=["classify", "count", "gqa", "ground"])
+    train=dict(steps_per_task=150, bs=16, eval_bs=64),
+    stream=["classify", "count", "ocr", "vizwiz"])  # the stream tasks a base learns in 150 steps (BENCHMARKS.md, Learnability)
 
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
 
@@ -192,13 +197,15 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                      datasets=list(datasets or []), backend=p.get("backend", "tiny"), max_len=max_len)
 
 # %% ../nbs/10_study.ipynb #8e852022
-def load_task_data(cfg:RunConfig)->tuple:
-    "The initial tasks of the run's base and its stream tasks, loaded: a task named in `datasets` from its files (every one checked before any image is read), the others from the synthetic world."
+def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluated-only held-in tasks, first
+                  )->tuple:
+    "The initial tasks of the run's base and its stream tasks (after `cfg.evaluated`'s tasks when `evaluated`), loaded: a task named in `datasets` from its files (every one checked before any image is read), the others from the synthetic world."
     w, real = cfg.bases.world, {d["name"]: d for d in cfg.datasets}
-    need = [t for t in cfg.initial + cfg.stream if t in real]
+    need = [t for t in cfg.evaluated + cfg.initial + cfg.stream if t in real]
     loaded = dict(zip(need, load_dataset_tasks([real[t] for t in need])))
     get = lambda t: loaded[t] if t in loaded else load_task(t, w)
-    return [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
+    out = [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
+    return ([get(t) for t in cfg.evaluated], *out) if evaluated else out
 
 def task_baselines(tasks:list)->dict:
     "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items."
@@ -256,21 +263,23 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
     model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
-    initial, stream = load_task_data(cfg)
+    evaluated, initial, stream = load_task_data(cfg, evaluated=True)
     strategy = make_strategy(cfg.strategy, cfg.strategy_params)
     similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
     res = run_stream(model, strategy, initial, stream, cfg.train, cfg.seed,
-                     ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache)
+                     ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache, evaluated=evaluated)
+    every = evaluated + initial + stream
     run = {"format_version": FORMAT_VERSION, "run_id": cfg.run_id, "config": to_jsonable(cfg),
            "tasks": res["tasks"], "n_initial": res["n_initial"], "matrix": res["matrix"],
+           "evaluated_only": [t.name for t in evaluated],
            "summary": cl_summary(res["matrix"], res["n_initial"]),
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(cfg.base_path(cache)), "data": {t.name: t.fingerprint() for t in initial + stream},
+           "base_path": str(cfg.base_path(cache)), "data": {t.name: t.fingerprint() for t in every},
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
-           "baselines": task_baselines(initial + stream), "well_formed": format_matrix(initial + stream, res["predictions"])}
+           "baselines": task_baselines(every), "well_formed": format_matrix(every, res["predictions"])}
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
         atomic_write_json(out_dir / "run.json", run)

@@ -267,11 +267,12 @@ def _sign_scene(rng, n_max:int=2)->Scene:
     n = int(rng.integers(0, n_max + 1))
     return Scene(_pick(rng, BACKGROUNDS), _objects(rng, n, rows), Sign(_pick(rng, WORDS), _pick(rng, list(COLOURS)), where))
 
-def _count_scene(rng, n_target:int)->tuple:
-    "A scene with `n_target` objects of one shape (or colour) among others; returns (scene, target phrase)."
+def _count_scene(rng, n_target:int, others:bool=True # False: only the counted kind (the `count` task's simple questions)
+                )->tuple:
+    "A scene with `n_target` objects of one shape (or colour), among others unless `others` is False; returns (scene, target phrase)."
     by_colour = rng.random() < 0.3
     tshape, tcolour = _pick(rng, SHAPES), _pick(rng, list(COLOURS))
-    n_other = int(rng.integers(1 if n_target == 0 else 0, min(3, 6 - n_target) + 1))
+    n_other = int(rng.integers(1 if n_target == 0 else 0, min(3, 6 - n_target) + 1)) if others else 0
     cells = _sample(rng, _CELLS, n_target + n_other); objs = []
     for k, (r, c) in enumerate(cells):
         hit = k < n_target
@@ -361,8 +362,8 @@ def _gen_gqa(rng, S):
         return Scene(_pick(rng, BACKGROUNDS), objs), {"question": q}, ans, ans
 
 def _gen_count(rng, S):
-    n = int(_pick(rng, [0, 1, 1, 2, 2, 3, 3, 4, 4, 5]))
-    sc, target = _count_scene(rng, n)
+    n = int(_pick(rng, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]))
+    sc, target = _count_scene(rng, n, others=False)
     return sc, {"target": target}, str(n), str(n)
 
 def _gen_classify(rng, S):
@@ -372,7 +373,7 @@ def _gen_classify(rng, S):
     return Scene(_pick(rng, BACKGROUNDS), objs), {}, main.shape, main.shape
 
 def _gen_ground(rng, S):
-    objs = _objects(rng, int(rng.integers(1, 4)), shapes=[_pick(rng, SHAPES) for _ in range(3)]); o = _pick(rng, objs)
+    objs = _objects(rng, int(_pick(rng, [1, 1, 2])), shapes=[_pick(rng, SHAPES) for _ in range(3)]); o = _pick(rng, objs)
     target = f"{o.size} {o.colour} {o.shape}" if rng.random() < 0.3 else f"{o.colour} {o.shape}"
     box = box_0_99(o, S)
     return Scene(_pick(rng, BACKGROUNDS), objs), {"target": target}, format_box(box), box

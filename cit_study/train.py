@@ -207,9 +207,11 @@ def load_checkpoint(ckpt_dir:Path):
 
 # %% ../nbs/09_train.ipynb #a8a898c9
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
-               ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool=True, cache:str|Path|None=None)->dict:
+               ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool=True, cache:str|Path|None=None,
+               evaluated:list=() # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
+              )->dict:
     "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
-    tasks = list(initial) + list(stream)
+    tasks = list(evaluated) + list(initial) + list(stream)
     names = [t.name for t in tasks]
     strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache))
     state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
@@ -245,5 +247,5 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             state["train"].append({"task": task.name, **info, "seconds": time.time() - t0})
         measure(i)
         if ckpt_dir is not None and rank == 0: save_checkpoint(ckpt_dir, i, model, strategy, state)  # one writer
-    return {"tasks": names, "n_initial": len(initial), "matrix": state["rows"], "predictions": state["predictions"],
+    return {"tasks": names, "n_initial": len(evaluated) + len(initial), "matrix": state["rows"], "predictions": state["predictions"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}

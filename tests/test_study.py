@@ -12,7 +12,7 @@ from cit_study.study import (make_config, execute_run, run_notebook, sweep, chec
 from cit_study.metrics import cl_summary
 import cit_study.train as train_mod
 
-SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA"}
+SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"}
 
 
 def test_smoke_study_writes_runs_and_report(smoke_study):
@@ -29,8 +29,12 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
         assert (path.parent / "run.ipynb").exists() and (path.parent / "predictions.json").exists()
         assert r["versions"]["torch"] and r["git"] and r["hardware"]["cpus"]
         assert len(r["train"]) == T
-    inst = [read_run(p) for p in runs if "instructblip" in p.parent.name]
-    assert all(r["n_initial"] == 2 for r in inst)  # the smoke preset's held-in tasks are evaluated as initial tasks
+    every = [read_run(p) for p in runs]
+    assert all(r["n_initial"] == 2 for r in every)  # the smoke preset's held-in tasks are scored on both bases
+    for r in every:  # tuned on by the InstructBLIP-like base; only scored on the BLIP-2-like base, never trained in its stream
+        assert r["evaluated_only"] == ([] if r["config"]["base"] == "instructblip" else r["tasks"][:2])
+        assert [t["task"] for t in r["train"]] == r["config"]["stream"]
+        assert set(r["baselines"]) == set(r["tasks"]) and np.array(r["well_formed"]).shape == m.shape
     html = (out / "forgetting.html").read_text()
     assert "Accuracy matrices" in html and re.search(r'<img[^>]+src="data:image/png;base64,', html)  # figures drawn and inlined
     assert "load_results(" not in html and "study_runs(" not in html  # code hidden
