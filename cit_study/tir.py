@@ -22,6 +22,7 @@ class TIRFields:
     image_encoder: str = "vision_cls"  # similarity image encoder
     text_encoder: str = "minilm"   # similarity text encoder
     sim_samples: int = 1000        # training samples per task embedding
+    use_similarity: bool = True    # False: s = 0 for every owner (the ablation that keeps the normalisation and max-merge)
 
     def check_tir(self):
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
@@ -64,6 +65,7 @@ class TIRMixin:
         super().before_task(i, task)
         if not self.tasks_merged: return
         s, cos = self.similarities(task)
+        if not self.cfg.use_similarity: s = torch.zeros_like(s)  # the ablation: nothing relaxes
         relax = torch.cat([1 - s, torch.ones(1)]).to(next(iter(self.omax.values())).device)  # index -1 (no owner) keeps its value
         scaled = {n: self.omax[n] * relax[self.owner[n]] for n in self.omax}
         if self.cfg.compound: self.omax = {n: v.clone() for n, v in scaled.items()}
@@ -81,7 +83,7 @@ class TIRMixin:
     def info(self):
         base = super().info()
         base["extra_memory_mb"] += sum(v.numel() * (v.element_size() + 8) for v in self.omax.values()) / 2**20
-        return {**base, "scaling": list(self.scaling), "compound": self.cfg.compound}
+        return {**base, "scaling": list(self.scaling), "compound": self.cfg.compound, "use_similarity": self.cfg.use_similarity}
 
 # %% ../nbs/08e_tir.ipynb #a1671d15
 @dataclass
