@@ -5,6 +5,7 @@
 # %% ../nbs/06_metrics.ipynb #61a09171
 from __future__ import annotations
 import math, re, warnings
+from collections import Counter
 
 import numpy as np
 
@@ -12,8 +13,8 @@ from .core import ConfigError
 from .tasks import METRICS
 
 # %% auto #0
-__all__ = ['TEXT_ONLY_C', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box', 'box_iou',
-           'option_letter', 'task_score', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
+__all__ = ['TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box',
+           'box_iou', 'option_letter', 'task_score', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
            'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval',
            'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff', 'normalised_scores', 'normalised_average']
 
@@ -181,6 +182,7 @@ def majority_prediction(metric:str, # the task's metric
 
 # %% ../nbs/06_metrics.ipynb #5b91f331
 TEXT_ONLY_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # inverse regularisation strengths tried by cross-validation on the training split
+TEXT_ONLY_CLASSES = 100  # answers the classifier may give: the training split's most common ones
 
 def text_only_predictor(train:list # training samples (`.instruction`, `.output`)
                        ):
@@ -190,7 +192,9 @@ def text_only_predictor(train:list # training samples (`.instruction`, `.output`
     from sklearn.model_selection import KFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     if not train: raise ConfigError("text_only_predictor: no training samples")
-    X, y = [s.instruction for s in train], [s.output for s in train]
+    common = {o for o, _ in Counter(s.output for s in train).most_common(TEXT_ONLY_CLASSES)}
+    kept = [s for s in train if s.output in common]  # a blind guess only ever gives common answers; this bounds the cost on open answers
+    X, y = [s.instruction for s in kept], [s.output for s in kept]
     if len(set(y)) == 1: return lambda instructions: [y[0]] * len(instructions)
     make = lambda C: make_pipeline(TfidfVectorizer(ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", sublinear_tf=True),
                                    LogisticRegression(C=C, max_iter=2000))
