@@ -30,7 +30,7 @@ def test_run_on_a_records_dataset_and_a_synthetic_task(tmp_path):
     spec = tmp_path / "data.yaml"; spec.write_text(yaml.safe_dump({"datasets": [write_records(tmp_path / "ds"), unused]}))
     cli("run", "--preset", "smoke", "--datasets", spec, "--stream", "border,count", "--steps-per-task", 2, "--results", tmp_path / "results")
     (run,) = [read_run(p) for p in (tmp_path / "results").glob("*/run.json")]
-    assert run["tasks"] == ["border", "count"] and len(run["matrix"]) == 3
+    assert run["tasks"] == run["evaluated_only"] + ["border", "count"] and len(run["matrix"]) == 3  # the held-in tasks are scored too
     assert run["config"]["datasets"][0]["name"] == "border"
     preds = json.loads(next((tmp_path / "results").glob("*/predictions.json")).read_text())
     assert len(preds[-1]["border"]) == 4  # every test record was evaluated

@@ -47,7 +47,7 @@ def test_cli_run_in_process_under_torchrun(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-3000:]
     assert p.stdout.count("run written to") == 1 and "(2 processes)" in p.stdout
     (run,) = [read_run(f) for f in tmp_path.glob("*/run.json")]
-    assert run["tasks"] == ["count", "gqa"] and len(run["matrix"]) == 3
+    assert run["tasks"] == run["evaluated_only"] + ["count", "gqa"] and len(run["matrix"]) == 3
     assert sorted(f.name for f in next(tmp_path.glob("*/checkpoints")).iterdir())  # rank 0 wrote them
     written = next(tmp_path.glob("*/run.json")).read_bytes()
     p = subprocess.run([str(bin_ / "cit-study"), "run", "--in-process", "--preset", "smoke", "--stream", "count,gqa", "--steps-per-task", "2",
