@@ -20,7 +20,7 @@ from .core import (ConfigError, cache_dir, config_hash, derive_seed, atomic_writ
                             to_jsonable)
 from .tasks import Sample, sample_batches
 from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
-                                 box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS)
+                                 box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS, _a)
 from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
@@ -187,16 +187,14 @@ def _counted(objs:list, by_colour:bool)->str:
     parts = [f"{n} {name(k, n)}" for k, n in c.most_common()]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
-def _an(word:str)->str: return ("an " if word[0] in "aeiou" else "a ") + word
-
 def dense_description(scene, image_size:int, rng)->str:
     "One short dense description of `scene`, of a kind drawn with `rng`: counts, places or boxes of its objects, and its sign's word."
     objs = reading_order(scene.objects or []); kind = int(rng.integers(3))
     if not objs: body = "no shapes"
     elif kind == 0: body = _counted(objs, bool(rng.random() < 0.3))
-    elif kind == 1: body = " and ".join(f"{_an(o.colour)} {o.shape} at the {ROWS[o.row]} {COLUMNS[o.col]}" for o in objs)
+    elif kind == 1: body = " and ".join(f"{_a(o.colour)} {o.shape} at the {ROWS[o.row]} {COLUMNS[o.col]}" for o in objs)
     else: body = " and ".join(f"{o.size} {o.colour} {o.shape} {format_box(box_0_99(o, image_size))}" for o in objs)
-    return (f"{_an(scene.sign.colour)} sign that says {scene.sign.word} and " if scene.sign is not None else "") + body
+    return (f"{_a(scene.sign.colour)} sign that says {scene.sign.word} and " if scene.sign is not None else "") + body
 
 DENSE_SOURCES = ("caption", "count", "ground", "textcap")  # task kinds whose scenes dense pairs draw
 

@@ -123,8 +123,7 @@ def learnability(preset_name:str="quick", # preset giving the bases, the stream 
     "Each task trained alone from each base (SeqFT): its score right after training beside its zero-shot score and its baselines on the same test items."
     from collections import Counter
     from dataclasses import replace
-    from cit_study.study import make_config, task_baselines
-    from cit_study.metrics import answer_space, format_rate
+    from cit_study.study import make_config, task_baselines, format_matrix
     from cit_study.model import load_lmm
     from cit_study.train import run_stream
     rows = []
@@ -132,7 +131,7 @@ def learnability(preset_name:str="quick", # preset giving the bases, the stream 
         cfg = make_config(preset_name, b, stream=tasks or None, steps_per_task=steps)
         tc = replace(cfg.train, lr=lr or cfg.train.lr)
         world = replace(cfg.bases.world, n_test=n_test or cfg.bases.world.n_test)
-        data = [load_task(t, world) for t in cfg.stream]; bl = task_baselines(data); path = cfg.base_path(cache)
+        data = [load_task(t, world) for t in cfg.stream]; bl = task_baselines(data, cache); path = cfg.base_path(cache)
         for t in data:
             t0 = time.time()
             res = run_stream(load_lmm(path), make_strategy("seqft"), [], [t], tc, seed, progress=False)
@@ -140,7 +139,7 @@ def learnability(preset_name:str="quick", # preset giving the bases, the stream 
             rows.append({"base": b, "task": t.name, "steps": tc.steps_per_task, "lr": tc.lr, "n_test": len(t.test),
                          "zero_shot": res["matrix"][0][0], "learned": res["matrix"][1][0], **bl[t.name],
                          "margin": res["matrix"][1][0] - bl[t.name]["text_only"],
-                         "well_formed": format_rate(t.spec.metric, preds, answer_space(t.train)),
+                         "well_formed": format_matrix([t], res["predictions"])[1][0],
                          "top_output": top, "top_share": 100 * k / len(preds), "seconds": time.time() - t0})
     res = {"preset": preset_name, "seed": seed, "rows": rows, "hardware": hardware(), "versions": versions()}
     if out: atomic_write_json(out, res)

@@ -236,7 +236,7 @@ def baseline_scores(metric:str, # the task's metric
                     train:list, # training samples
                     test:list   # test samples (`.id`, `.instruction`, `.ref`)
                    )->dict:
-    "Scores (0-100) of the `majority` and `text_only` predictors on the test items, with their outputs' format rate."
+    "Scores (0-100) of the `majority` and `text_only` predictors on the test items."
     refs = {s.id: s.ref for s in test}
     maj = majority_prediction(metric, train)
     preds = {"majority": {s.id: maj for s in test}}

@@ -58,17 +58,18 @@ def summary_frame(runs:list)->pd.DataFrame:
     return pd.DataFrame(rows)
 
 def task_frame(runs:list)->pd.DataFrame:
-    "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines, the share of well-formed outputs at the end, and how far the learned score clears `text_only`."
+    "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines, the share of well-formed outputs at the end and right after training it, and how far the learned score clears `text_only`."
     rows = []
     for r in runs:
         a, n0, c = np.array(r["matrix"], dtype=float), r["n_initial"], r["config"]
         wf = np.array(r["well_formed"], dtype=float) if "well_formed" in r else np.full(a.shape, np.nan)
         for j, t in enumerate(r["tasks"]):
-            learned = a[j - n0 + 1, j] if j >= n0 else math.nan
+            k = j - n0 + 1  # the row right after training task j (stream tasks)
+            learned = a[k, j] if j >= n0 else math.nan
             rows.append({"base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"], "seed": c["seed"],
                          "task": t + ("*" if j < n0 else ""), "zero_shot": a[0, j], "learned": learned, "final": a[-1, j],
                          **{b: baseline_of(r, t, b) for b in BASELINES}, "well_formed": wf[-1, j],
-                         "learned - text_only": learned - baseline_of(r, t)})
+                         "formed_learned": wf[k, j] if j >= n0 else math.nan, "learned - text_only": learned - baseline_of(r, t)})
     return pd.DataFrame(rows)
 
 def learning_gate(runs:list,
@@ -78,18 +79,12 @@ def learning_gate(runs:list,
                  )->pd.DataFrame:
     "Per base and stream task: whether the study can see learning on it: SeqFT's just-learned score (mean over seeds), Joint's final score and the share of well-formed outputs, against the `text_only` baseline."
     tf = task_frame(runs); rows = []
-    formed_after = {}  # SeqFT's well-formed share right after each task (the row that trained it)
-    for r in runs:
-        if r["config"]["strategy"] != "seqft" or "well_formed" not in r: continue
-        n0 = r["n_initial"]
-        for k, t in enumerate(r["tasks"][n0:], 1):
-            formed_after.setdefault((BASE_NAMES.get(r["config"]["base"], r["config"]["base"]), t), []).append(r["well_formed"][k][n0 + k - 1])
     stream = tf[~tf.task.str.endswith("*")]
     for (base, task), g in stream.groupby(["base", "task"], sort=False):
         seq, joint = g[g.strategy == "seqft"], g[g.strategy == "joint"]
         blind = float(g.text_only.mean())
         row = {"base": base, "task": task, "text_only": blind, "seqft_learned": seq.learned.mean(), "joint_final": joint.final.mean(),
-               "well_formed": float(np.mean(formed_after.get((base, task), [math.nan])))}
+               "well_formed": seq.formed_learned.mean() if len(seq) else math.nan}
         row["learned"] = bool(row["seqft_learned"] >= blind + margin and row["joint_final"] >= blind + joint_margin
                               and row["well_formed"] >= formed)
         rows.append(row)

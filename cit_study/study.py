@@ -13,25 +13,25 @@ import yaml
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
-from .core import (ConfigError, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
+from .core import (ConfigError, cache_dir, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
                             git_revision, hardware, seed_everything)
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path
-from .metrics import cl_summary, baseline_scores, answer_space, format_rate
+from .metrics import cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
 from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'RESULTS_MARKER',
-           'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset', 'make_config',
-           'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results',
-           'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook',
-           'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
+__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'BASELINE_VERSION',
+           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset',
+           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config',
+           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel',
+           'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
            'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order', 'plan_study',
            'encoder_similarities', 'run_study']
 
@@ -207,9 +207,20 @@ def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluat
     out = [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
     return ([get(t) for t in cfg.evaluated], *out) if evaluated else out
 
-def task_baselines(tasks:list)->dict:
-    "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items."
-    return {t.name: baseline_scores(t.spec.metric, t.train, t.test) for t in tasks}
+BASELINE_VERSION = 1  # bump when `metrics.baseline_scores` changes what it computes
+
+def task_baselines(tasks:list, cache:str|Path|None=None, # cache folder; None: `cache_dir()`
+                   fingerprints:dict|None=None # task name -> `TaskData.fingerprint()`, when already computed
+                  )->dict:
+    "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items, cached by the task's data fingerprint (they depend on nothing else)."
+    out = {}
+    for t in tasks:
+        fp = (fingerprints or {}).get(t.name) or t.fingerprint()
+        key = config_hash({"data": fp, "version": BASELINE_VERSION, "C": TEXT_ONLY_C, "classes": TEXT_ONLY_CLASSES})
+        path = cache_dir(cache) / "baselines" / f"{key}.json"
+        if path.exists(): out[t.name] = read_json(path)
+        else: out[t.name] = baseline_scores(t.spec.metric, t.train, t.test); atomic_write_json(path, out[t.name])
+    return out
 
 def format_matrix(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated)
                  )->list:
@@ -269,6 +280,7 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)
     res = run_stream(model, strategy, initial, stream, cfg.train, cfg.seed,
                      ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache, evaluated=evaluated)
     every = evaluated + initial + stream
+    data = {t.name: t.fingerprint() for t in every}
     run = {"format_version": FORMAT_VERSION, "run_id": cfg.run_id, "config": to_jsonable(cfg),
            "tasks": res["tasks"], "n_initial": res["n_initial"], "matrix": res["matrix"],
            "evaluated_only": [t.name for t in evaluated],
@@ -276,10 +288,10 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(cfg.base_path(cache)), "data": {t.name: t.fingerprint() for t in every},
+           "base_path": str(cfg.base_path(cache)), "data": data,
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
-           "baselines": task_baselines(every), "well_formed": format_matrix(every, res["predictions"])}
+           "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"])}
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
         atomic_write_json(out_dir / "run.json", run)
