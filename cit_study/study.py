@@ -131,12 +131,12 @@ IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["m
 
 PRESETS = {
     "smoke": dict(
-        bases=dict(model=dict(llm_layers=2, llm_ffn=256), world=dict(n_train=64, n_val=8, n_test=16),
-                   held_in=["caption", "vqa"], corpus_per_task=60, llm_steps=150, vision_samples=512, vision_steps=80, vision_bs=32,
-                   vl_samples=256, vl_steps=60,
+        bases=dict(model=dict(llm_layers=2, llm_ffn=256), world=dict(n_train=400, n_val=8, n_test=64),
+                   held_in=["caption", "vqa"], corpus_per_task=200, llm_steps=600, vision_samples=4000, vision_steps=800, vision_bs=32,
+                   vl_samples=2000, vl_steps=600,
                    it_steps=40, bs=16),
-        train=dict(steps_per_task=20, bs=16, eval_bs=64),
-        stream=["classify", "count", "gqa"],
+        train=dict(steps_per_task=150, bs=16, eval_bs=64),
+        stream=["classify", "ocr", "vizwiz"],  # tasks the smoke bases learn in 150 steps, alone and jointly (the learning gate in tests/test_study.py)
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft", "joint"], seed=[0])))),
     "quick": dict(**_QUICK_SIZES, studies=dict(
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1])),

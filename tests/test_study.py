@@ -43,6 +43,21 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
     assert study["sweep"]["failed"] == {} and study["total_seconds"] > 0
 
 
+def test_smoke_study_learns_every_stream_task(smoke_study):
+    """The learning gate, scaled down to the smoke preset: right after training each stream task SeqFT clears the
+    task's `text_only` baseline by 10 points (the quick and paper presets: 20), Joint's final score clears it by 5
+    (there: 15), and at least 90% of SeqFT's just-learned outputs are in the task's format. A regression that leaves a
+    task at a blind guess fails here."""
+    from cit_study.report import learning_gate
+    out, _ = smoke_study
+    runs = [read_run(p) for p in (out / "results").glob("*/run.json")]
+    gate = learning_gate(runs, margin=10, joint_margin=5, formed=90)
+    assert len(gate) == 2 * len(make_config("smoke").stream)
+    assert gate.learned.all(), gate.to_string()
+    strict = learning_gate(runs, margin=100, joint_margin=100)  # the gate can fail: no task clears its baseline by 100 points
+    assert not strict.learned.any()
+
+
 def test_study_costs_account_for_the_smoke_study(smoke_study):
     "`cit-study bench study` reads where a study's time went: one worker runs one run at a time, so the runs phase holds every run's wall time."
     from cit_study.perf import study_costs
