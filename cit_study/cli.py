@@ -37,6 +37,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--steps-per-task", type=int, default=0, help="optimizer steps per task (0: the preset's)")
     r.add_argument("--grad-accum", type=int, default=0, help="micro-batches of the batch size per optimizer step (0: the preset's)")
     r.add_argument("--precision", default="", choices=["", "fp32", "bf16"], help="bf16: autocast the forward passes (for GPUs); default: the preset's")
+    r.add_argument("--eval-split", default="", choices=["", "test", "val"], help="the split every row scores (val: strength tuning; default: the preset's, test)")
     r.add_argument("--max-len", type=int, default=0, help="longest prompt plus output in LLM tokens (0: the model's own: 48 for built bases, 64 for checkpoints)")
     r.add_argument("--checkpoint", default="", help="a local transformers BLIP-2 / InstructBLIP checkpoint folder to start from (default: the preset's built base)")
     r.add_argument("--datasets", default="", help="YAML or JSON file listing real-dataset tasks (DatasetConfig mappings, or {datasets: [...]}) the stream may name")
@@ -56,7 +57,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--stream", default="", help="the study's default stream, comma-separated, for the claims (default: the runs' preset's)")
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
-    st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (forgetting, thresholds, encoders, order, pairwise; finished runs are skipped) and build the report site in OUT.")
+    st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (tuning first, then forgetting, thresholds, encoders, order, pairwise at the strengths tuning chose; finished runs are skipped) and build the report site in OUT.")
     st.add_argument("--preset", default="quick", choices=["smoke", "quick", "full", "minireal"], help="study size (minireal: the forgetting study on mini-real, for a GPU)")
     st.add_argument("--studies", default="", help="comma-separated studies to run (default: all of the preset's)")
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
@@ -98,6 +99,7 @@ def _run(a):
     if a.grad_accum: params["grad_accum"] = a.grad_accum
     if a.precision: params["precision"] = a.precision
     if a.max_len: params["max_len"] = a.max_len
+    if a.eval_split: params["eval_split"] = a.eval_split
     if a.datasets: params["datasets"] = read_datasets(a.datasets)
     if a.in_process:
         from cit_study.study import check_params, config_from_params, execute_run, open_results

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .core import (ConfigError, cache_dir, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
                             git_revision, hardware, seed_everything)
-from .tasks import check_stream
+from .tasks import check_stream, TaskData
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
@@ -28,12 +28,13 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'BASELINE_VERSION',
-           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'check_checkpoint', 'RunConfig', 'preset',
-           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config',
-           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel',
-           'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
-           'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order', 'plan_study',
-           'encoder_similarities', 'run_study']
+           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'STRENGTHS', 'TUNING_RULE', 'check_checkpoint',
+           'RunConfig', 'preset', 'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run',
+           'run_similarity_config', 'open_results', 'execute_run', 'template_params', 'check_params',
+           'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all',
+           'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
+           'stream_order', 'strength_param', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
+           'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -127,6 +128,7 @@ _QUICK_SIZES = dict(
     train=dict(steps_per_task=150, bs=16, eval_bs=64),
     stream=["classify", "count", "ocr", "vizwiz"])  # the stream tasks a base learns in 150 steps (BENCHMARKS.md, Learnability)
 
+_TUNABLE = ("ewc", "ewc_online", "mas", "si", "c_lora", "o_lora", "lwf", "derpp", "tir_ewc", "tir_mas", "tir_si")  # the methods with a strength (`strength_param`)
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
 
 PRESETS = {
@@ -139,6 +141,7 @@ PRESETS = {
         stream=["classify", "ocr", "vizwiz"],  # tasks the smoke bases learn in 150 steps, alone and jointly (the learning gate in tests/test_study.py)
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft", "joint"], seed=[0])))),
     "quick": dict(**_QUICK_SIZES, studies=dict(
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1])),
         thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0, 1]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0, 1]),
@@ -155,6 +158,8 @@ PRESETS = {
         stream=["classify", "count", "gqa", "ground"],
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=[m for m in METHODS if m in _TUNABLE], seed=[0]),
+                    factors=[0.1, 0.3, 1, 3, 10]),
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2", "instructblip"], strategy=["tir_ewc", "tir_mas", "tir_si", "ts_eproj"], seed=[0, 1, 2]),
@@ -182,6 +187,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 grad_accum:int=0,        # micro-batches per optimizer step (0: the preset's)
                 precision:str="",        # 'fp32' or 'bf16' ('': the preset's)
                 max_len:int=0,           # longest prompt plus output in LLM tokens (0: the model's own)
+                eval_split:str="",       # 'test' or 'val' (the split every row scores; '': the preset's)
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
@@ -189,6 +195,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     if steps_per_task: train["steps_per_task"] = steps_per_task
     if grad_accum: train["grad_accum"] = grad_accum
     if precision: train["precision"] = precision
+    if eval_split: train["eval_split"] = eval_split
     bases = dict(p["bases"])
     bases["model"] = ModelConfig(**bases.get("model", {})); bases["world"] = WorldConfig(**bases.get("world", {}))
     return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
@@ -204,6 +211,8 @@ def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluat
     need = [t for t in cfg.evaluated + cfg.initial + cfg.stream if t in real]
     loaded = dict(zip(need, load_dataset_tasks([real[t] for t in need])))
     get = lambda t: loaded[t] if t in loaded else load_task(t, w)
+    if cfg.train.eval_split == "val":  # every row, baseline and prediction on the validation items: the test items stay unseen
+        get = lambda t, _get=get: (lambda d: TaskData(d.spec, d.train, d.val, d.val))(_get(t))
     out = [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
     return ([get(t) for t in cfg.evaluated], *out) if evaluated else out
 
@@ -259,18 +268,20 @@ def open_results(results:str|Path, create:bool=True # False: only check (a folde
         atomic_write_json(marker, {"format_version": FORMAT_VERSION})
     return results
 
-def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True)->dict:
+def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True,
+                tuning:dict|None=None # where the strategy's strength came from (`tuned_params`), recorded in run.json
+               )->dict:
     "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "run.json").exists(): return read_run(out_dir / "run.json")  # finished: resuming has nothing left to do
-    if dist_info()[0] != 0: return _execute_run(cfg, out_dir, cache, resume, progress)
+    if dist_info()[0] != 0: return _execute_run(cfg, out_dir, cache, resume, progress, tuning)
     try:
         with FileLock(str(out_dir / ".running.lock"), timeout=0):
             for tmp in out_dir.glob(".*.tmp"): tmp.unlink(missing_ok=True)  # writes a crash cut short
-            return _execute_run(cfg, out_dir, cache, resume, progress)
+            return _execute_run(cfg, out_dir, cache, resume, progress, tuning)
     except Timeout: raise ConfigError(f"run {cfg.run_id}: {out_dir} is being written by another process") from None
 
-def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)->dict:
+def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool, tuning:dict|None=None)->dict:
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
     model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
@@ -292,6 +303,7 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool)
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
            "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"])}
+    if tuning: run["tuning"] = tuning
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
         atomic_write_json(out_dir / "run.json", run)
@@ -328,7 +340,8 @@ def config_from_params(params:dict)->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
                        params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
-                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""), params.get("max_len", 0))
+                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""), params.get("max_len", 0),
+                       params.get("eval_split", ""))
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 class WarmKernel:
@@ -502,7 +515,7 @@ def submit(runs:list, # template parameters, one dict per run
     return out
 
 # %% ../nbs/10_study.ipynb #8d04ad0b
-STUDIES = ("forgetting", "thresholds", "encoders", "order", "pairwise")
+STUDIES = ("tuning", "forgetting", "thresholds", "encoders", "order", "pairwise")  # tuning first: the others use its choices
 
 def canonical_params(strategy:str, params:dict)->dict:
     "`params` without the settings equal to the strategy's defaults."
@@ -549,8 +562,70 @@ def stream_order(order:str, # 'default', 'reverse' or 'similarity'
     sim = run_similarity(cfg.load_base(cache), [load_task(t, cfg.bases.world) for t in stream], SimilarityConfig(), cache)
     return similarity_order(sim["tasks"], sim["matrix"])
 
+# %% ../nbs/10_study.ipynb #865c60b0
+STRENGTHS = {"derpp": "alpha"}  # methods whose strength is not called `lam`
+TUNING_RULE = ("the strength with the highest validation A_T (mean over seeds of the final average score on the stream tasks' validation "
+               "items); a tie goes to the value nearer the method's default (in log factor), then to the smaller")
+
+def strength_param(strategy:str)->str|None:
+    "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
+    cfg = to_jsonable(make_strategy(strategy, {}).cfg)
+    k = STRENGTHS.get(strategy, "lam")
+    return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
+
+def default_strength(strategy:str)->float:
+    "The method's default strength."
+    return float(getattr(make_strategy(strategy, {}).cfg, strength_param(strategy)))
+
+def tuning_runs(grid:dict, # base, strategy and seed lists
+                factors:list, # multiples of each method's default strength, e.g. [0.1, 0.3, 1, 3, 10]
+                fixed:dict # parameters every run shares (the preset)
+               )->list:
+    "The tuning study's runs: each method at its default strength times each factor, every row scored on the validation items."
+    if not isinstance(factors, list) or not factors or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
+        raise ConfigError(f"studies.tuning.factors: expected a non-empty list of positive numbers, got {factors!r}")
+    runs = []
+    for s in grid["strategy"]:
+        k = strength_param(s)
+        if k is None: raise ConfigError(f"studies.tuning.grid.strategy: {s!r} has no strength to tune; these have: {[m for m in METHODS if strength_param(m)]}")
+        runs += [r for f in factors for r in expand_grid({**grid, "strategy": [s]},
+                                                         {**fixed, "eval_split": "val", "strategy_params": {k: default_strength(s) * f}})]
+    return runs
+
+def choose_strengths(runs:list # finished runs (run.json dicts); those scored on the validation split with a tunable method are read
+                    )->dict:
+    "base -> method -> the strength `TUNING_RULE` chooses, with every strength's validation A_T (mean over seeds) beside it."
+    acc = {}
+    for r in runs:
+        c = r["config"]; s = c["strategy"]; k = strength_param(s)
+        if k is None or c["train"].get("eval_split", "test") != "val": continue
+        v = float(c["strategy_params"].get(k, default_strength(s)))
+        acc.setdefault((c["base"], s, k), {}).setdefault(v, []).append(float(r["summary"]["A_T"]))
+    out = {}
+    for (base, s, k), by in acc.items():
+        d = default_strength(s)
+        grid = [{"value": v, "factor": v / d, "val_A_T": sum(a) / len(a), "seeds": len(a)} for v, a in sorted(by.items())]
+        best = max(g["val_A_T"] for g in grid)
+        pick = min((g for g in grid if g["val_A_T"] >= best - 1e-9), key=lambda g: (abs(math.log(g["factor"])), g["value"]))
+        out.setdefault(base, {})[s] = {"param": k, "value": pick["value"], "factor": pick["factor"], "val_A_T": pick["val_A_T"],
+                                       "default": d, "grid": grid, "rule": TUNING_RULE}
+    return out
+
+def apply_tuning(runs:list, # template parameters, one dict per run
+                 choices:dict # `choose_strengths`
+                )->list:
+    "The runs with each (base, method)'s chosen strength, where a run does not set the strength itself, and where it came from (`tuning`)."
+    out = []
+    for r in runs:
+        ch = choices.get(r["base"], {}).get(r["strategy"])
+        if ch and ch["param"] not in r.get("strategy_params", {}):
+            r = {**r, "strategy_params": canonical_params(r["strategy"], {**r.get("strategy_params", {}), ch["param"]: ch["value"]}),
+                 "tuning": {"study": "tuning", **{k: ch[k] for k in ("param", "value", "factor", "default", "val_A_T", "rule")}}}
+        out.append(r)
+    return out
+
 # %% ../nbs/10_study.ipynb #dc985d02
-_AXES = {"forgetting": set(), "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": set()}
+_AXES = {"tuning": {"factors"}, "forgetting": set(), "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": set()}
 
 def plan_study(preset_name:str, # a preset with `studies`
                studies:list|None=None, # which of its studies (None: all)
@@ -564,7 +639,8 @@ def plan_study(preset_name:str, # a preset with `studies`
         spec = specs[name]; grid, fixed = dict(spec["grid"]), {"preset": preset_name}
         extra = sorted(set(spec) - {"grid"} - _AXES[name])
         if extra: raise ConfigError(f"studies.{name}: unknown key(s) {extra}; known: {sorted(_AXES[name] | {'grid'})}")
-        if name == "thresholds":
+        if name == "tuning": runs = tuning_runs(grid, spec.get("factors", []), fixed)
+        elif name == "thresholds":
             if spec["tau"] == "regimes":  # one tau per regime of the decisions each base's similarities give
                 runs = [r for b in grid["base"] for tau in tau_grid(decision_similarities(preset_name, b, cache))
                         for r in expand_grid({**grid, "base": [b]}, {**fixed, "strategy_params": {"tau": float(tau)}})]
@@ -612,9 +688,21 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     for kind in bases: make_config(preset_name, kind).base_path(cache)
     t_bases = time.time() - t0
     plan = plan_study(preset_name, studies, cache)
+    outcome = {"done": [], "skipped": [], "failed": {}}
+    def run(queue):
+        res = run_all(sorted(queue, key=lambda r: r["seed"]), out / "results", cache, progress, workers)  # stable: every study at the lowest seed first
+        for k in ("done", "skipped"): outcome[k] += res[k]
+        outcome["failed"].update(res["failed"])
+    if "tuning" in plan:  # first: the other studies run at the strengths it chooses
+        run(plan["tuning"])
+        ids = {config_from_params(check_params(r)).run_id for r in plan["tuning"]}
+        tuned = [read_run(out / "results" / i / "run.json") for i in sorted(ids) if (out / "results" / i / "run.json").exists()]
+        atomic_write_json(out / "tuning.json", {"rule": TUNING_RULE, "choices": choose_strengths(tuned)})
+    if (out / "tuning.json").exists():  # this study's choices, also when a later call runs the other studies alone
+        choices = read_json(out / "tuning.json")["choices"]
+        plan = {k: rs if k == "tuning" else apply_tuning(rs, choices) for k, rs in plan.items()}
     ids = {k: [config_from_params(check_params(r)).run_id for r in rs] for k, rs in plan.items()}
-    queue = sorted((r for rs in plan.values() for r in rs), key=lambda r: r["seed"])  # stable: every study at the lowest seed first
-    outcome = run_all(queue, out / "results", cache, progress, workers)
+    run([r for k, rs in plan.items() if k != "tuning" for r in rs])
     t_runs = time.time() - t0 - t_bases
     if "encoders" in plan: atomic_write_json(out / "similarity.json", encoder_similarities(preset_name, cache))
     record = lambda t: atomic_write_json(out / "study.json", {**t, "studies": ids, "sweep": outcome, "hardware": hardware(), "workers": workers})

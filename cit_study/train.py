@@ -33,6 +33,7 @@ class TrainConfig:
     eval_bs: int = 64          # generation batch size
     grad_accum: int = field(default=1, metadata={"omit_default": True})  # micro-batches of `bs` per optimizer step (effective batch bs x grad_accum)
     precision: str = field(default="fp32", metadata={"omit_default": True})  # 'fp32', or 'bf16' (autocast of the forward passes; for GPUs)
+    eval_split: str = field(default="test", metadata={"omit_default": True})  # the split every row scores: 'test', or 'val' (strength tuning, `study.choose_strengths`)
 
     def __post_init__(self):
         for k in ("steps_per_task", "bs", "eval_bs"):
@@ -40,6 +41,7 @@ class TrainConfig:
         if not self.lr > 0: raise ConfigError(f"TrainConfig.lr: must be > 0, got {self.lr}")
         if self.grad_accum < 1: raise ConfigError(f"TrainConfig.grad_accum: must be >= 1, got {self.grad_accum}")
         if self.precision not in PRECISIONS: raise ConfigError(f"TrainConfig.precision: {self.precision!r} is not one of {PRECISIONS}")
+        if self.eval_split not in ("test", "val"): raise ConfigError(f"TrainConfig.eval_split: {self.eval_split!r} is not one of ('test', 'val')")
 
 # %% ../nbs/09_train.ipynb #76eff90b
 def evaluate(strategy, tasks:list, eval_bs:int=64)->tuple:

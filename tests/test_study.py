@@ -58,6 +58,32 @@ def test_smoke_study_learns_every_stream_task(smoke_study):
     assert not strict.learned.any()
 
 
+def test_tuning_study_chooses_on_validation_items_and_the_other_studies_run_at_its_choice(tmp_path, monkeypatch):
+    "The tuning study runs first, on the validation items; the rule's choice reaches the forgetting study's runs and their run.json; the site shows it."
+    import cit_study.study as S
+    from cit_study.synthetic import load_task
+    studies = {"tuning": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [0]}, "factors": [0.1, 10]},  # LwF: a strength, and cheap
+               "forgetting": {"grid": {"base": ["blip2"], "strategy": ["lwf", "seqft"], "seed": [0]}}}
+    monkeypatch.setitem(S.PRESETS["smoke"], "studies", studies)  # the plan is made here; the run kernels read only the preset's sizes
+    out = tmp_path / "site"
+    S.run_study("smoke", out, progress=False)
+    plan = read_json(out / "study.json")["studies"]
+    tuned = [read_run(out / "results" / i / "run.json") for i in plan["tuning"]]
+    assert sorted(r["config"]["strategy_params"]["lam"] for r in tuned) == [0.1, 10.0] and all(r["config"]["train"]["eval_split"] == "val" for r in tuned)
+    world = make_config("smoke").bases.world
+    preds = read_json(out / "results" / tuned[0]["run_id"] / "predictions.json")
+    for t in tuned[0]["config"]["stream"]:  # every row scored the validation items, not the test items
+        assert set(preds[-1][t]) == {s.id for s in load_task(t, world).val} != {s.id for s in load_task(t, world).test}
+    ch = read_json(out / "tuning.json")["choices"]["blip2"]["lwf"]
+    best = max(tuned, key=lambda r: (r["summary"]["A_T"], -r["config"]["strategy_params"]["lam"]))  # equally near the default 1: a tie goes to the smaller
+    assert ch["value"] == best["config"]["strategy_params"]["lam"] and ch["val_A_T"] == best["summary"]["A_T"] and len(ch["grid"]) == 2
+    final = {r["config"]["strategy"]: r for r in (read_run(out / "results" / i / "run.json") for i in plan["forgetting"])}
+    assert final["lwf"]["config"]["strategy_params"] == {"lam": ch["value"]} and final["lwf"]["config"]["train"].get("eval_split", "test") == "test"
+    assert final["lwf"]["tuning"]["value"] == ch["value"] and final["lwf"]["tuning"]["rule"] == S.TUNING_RULE and "tuning" not in final["seqft"]
+    html = (out / "tuning.html").read_text()
+    assert "Rule:" in html and "chosen" in html
+
+
 def test_study_costs_account_for_the_smoke_study(smoke_study):
     "`cit-study bench study` reads where a study's time went: one worker runs one run at a time, so the runs phase holds every run's wall time."
     from cit_study.perf import study_costs
