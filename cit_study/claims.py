@@ -23,7 +23,7 @@ __all__ = ['NAMES', 'BASES', 'REPLAY', 'EXPANSION', 'REGULARISATION', 'REFERENCE
 NAMES = {"seqft": "SeqFT", "joint": "Joint", "ewc": "EWC", "ewc_online": "online EWC", "mas": "MAS", "si": "SI",
          "lora": "LoRA", "c_lora": "C-LoRA", "o_lora": "O-LoRA", "lwf": "LwF", "er": "ER", "er_reservoir": "ER-reservoir",
          "agem": "A-GEM", "derpp": "DER++", "eproj": "EProj", "ts_eproj": "TS-EProj", "tir_ewc": "TIR-EWC",
-         "tir_mas": "TIR-MAS", "tir_si": "TIR-SI"}  # display names
+         "tir_mas": "TIR-MAS", "tir_si": "TIR-SI", "tir_ewc_s0": "TIR-EWC s=0", "tir_mas_s0": "TIR-MAS s=0"}  # display names
 BASES = ["blip2", "instructblip"]
 REPLAY, EXPANSION = ["er", "er_reservoir", "agem", "derpp"], ["eproj"]
 REGULARISATION = ["ewc", "ewc_online", "mas", "si", "c_lora", "o_lora", "lwf"]

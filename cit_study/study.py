@@ -28,11 +28,11 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'BASELINE_VERSION',
-           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'STRENGTHS', 'TUNING_RULE', 'check_checkpoint',
-           'RunConfig', 'preset', 'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run',
-           'run_similarity_config', 'open_results', 'execute_run', 'template_params', 'check_params',
-           'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all',
-           'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
+           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'STRENGTHS', 'TUNED_AS', 'TUNING_RULE',
+           'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data', 'task_baselines',
+           'format_matrix', 'read_run', 'run_similarity_config', 'open_results', 'execute_run', 'template_params',
+           'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
+           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
            'stream_order', 'strength_param', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
            'plan_study', 'encoder_similarities', 'run_study']
 
@@ -119,7 +119,7 @@ class RunConfig:
 
 # %% ../nbs/10_study.ipynb #5061ffe1
 METHODS = ["seqft", "joint", "ewc", "ewc_online", "mas", "si", "lora", "c_lora", "o_lora", "lwf", "er", "er_reservoir",
-           "agem", "derpp", "eproj", "tir_ewc", "tir_mas", "tir_si", "ts_eproj"]  # every method, in report order
+           "agem", "derpp", "eproj", "tir_ewc", "tir_mas", "tir_si", "tir_ewc_s0", "tir_mas_s0", "ts_eproj"]  # every method, in report order
 
 _QUICK_SIZES = dict(
     bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
@@ -564,8 +564,11 @@ def stream_order(order:str, # 'default', 'reverse' or 'similarity'
 
 # %% ../nbs/10_study.ipynb #865c60b0
 STRENGTHS = {"derpp": "alpha"}  # methods whose strength is not called `lam`
+TUNED_AS = {"tir_ewc_s0": "tir_ewc", "tir_mas_s0": "tir_mas"}  # ablations run at the strength chosen for the method they ablate
 TUNING_RULE = ("the strength with the highest validation A_T (mean over seeds of the final average score on the stream tasks' validation "
                "items); a tie goes to the value nearer the method's default (in log factor), then to the smaller")
+
+def _sig(x:float)->float: return float(f"{x:.6g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
 
 def strength_param(strategy:str)->str|None:
     "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
@@ -589,7 +592,7 @@ def tuning_runs(grid:dict, # base, strategy and seed lists
         k = strength_param(s)
         if k is None: raise ConfigError(f"studies.tuning.grid.strategy: {s!r} has no strength to tune; these have: {[m for m in METHODS if strength_param(m)]}")
         runs += [r for f in factors for r in expand_grid({**grid, "strategy": [s]},
-                                                         {**fixed, "eval_split": "val", "strategy_params": {k: default_strength(s) * f}})]
+                                                         {**fixed, "eval_split": "val", "strategy_params": {k: _sig(default_strength(s) * f)}})]
     return runs
 
 def choose_strengths(runs:list # finished runs (run.json dicts); those scored on the validation split with a tunable method are read
@@ -604,7 +607,7 @@ def choose_strengths(runs:list # finished runs (run.json dicts); those scored on
     out = {}
     for (base, s, k), by in acc.items():
         d = default_strength(s)
-        grid = [{"value": v, "factor": v / d, "val_A_T": sum(a) / len(a), "seeds": len(a)} for v, a in sorted(by.items())]
+        grid = [{"value": v, "factor": _sig(v / d), "val_A_T": sum(a) / len(a), "seeds": len(a)} for v, a in sorted(by.items())]
         best = max(g["val_A_T"] for g in grid)
         pick = min((g for g in grid if g["val_A_T"] >= best - 1e-9), key=lambda g: (abs(math.log(g["factor"])), g["value"]))
         out.setdefault(base, {})[s] = {"param": k, "value": pick["value"], "factor": pick["factor"], "val_A_T": pick["val_A_T"],
@@ -617,7 +620,7 @@ def apply_tuning(runs:list, # template parameters, one dict per run
     "The runs with each (base, method)'s chosen strength, where a run does not set the strength itself, and where it came from (`tuning`)."
     out = []
     for r in runs:
-        ch = choices.get(r["base"], {}).get(r["strategy"])
+        ch = choices.get(r["base"], {}).get(TUNED_AS.get(r["strategy"], r["strategy"]))
         if ch and ch["param"] not in r.get("strategy_params", {}):
             r = {**r, "strategy_params": canonical_params(r["strategy"], {**r.get("strategy_params", {}), ch["param"]: ch["value"]}),
                  "tuning": {"study": "tuning", **{k: ch[k] for k in ("param", "value", "factor", "default", "val_A_T", "rule")}}}

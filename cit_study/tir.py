@@ -12,7 +12,8 @@ from .regularisation import RegConfig, EWC, EWCConfig, MAS, SI, SIConfig
 from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
 
 # %% auto #0
-__all__ = ['TIRFields', 'TIRMixin', 'TIREWCConfig', 'TIREWC', 'TIRMASConfig', 'TIRMAS', 'TIRSIConfig', 'TIRSI']
+__all__ = ['TIRFields', 'TIRMixin', 'TIREWCConfig', 'TIREWC', 'TIRMASConfig', 'TIRMAS', 'TIRSIConfig', 'TIRSI', 'TIREWCS0Config',
+           'TIREWCS0', 'TIRMASS0Config', 'TIRMASS0']
 
 # %% ../nbs/08e_tir.ipynb #2486b959
 @dataclass
@@ -118,3 +119,24 @@ class TIRSIConfig(SIConfig, TIRFields):
 class TIRSI(TIRMixin, SI):
     "TIR with SI's path integral as importance."
     Config = TIRSIConfig
+
+# %% ../nbs/08e_tir.ipynb #658cbfc0
+@dataclass
+class TIREWCS0Config(TIREWCConfig):
+    "TIR-EWC with s = 0 for every owner."
+    use_similarity: bool = False  # the ablation: nothing relaxes
+
+@register("tir_ewc_s0")
+class TIREWCS0(TIREWC):
+    "TIR-EWC's s = 0 ablation: normalised, max-merged Fisher, never relaxed by similarity."
+    Config = TIREWCS0Config
+
+@dataclass
+class TIRMASS0Config(TIRMASConfig):
+    "TIR-MAS with s = 0 for every owner."
+    use_similarity: bool = False  # the ablation: nothing relaxes
+
+@register("tir_mas_s0")
+class TIRMASS0(TIRMAS):
+    "TIR-MAS's s = 0 ablation: normalised, max-merged importance, never relaxed by similarity."
+    Config = TIRMASS0Config
