@@ -97,10 +97,17 @@ def _field(run:dict, *keys):
 def forgetting_runs(runs:list, # run dicts (run.json)
                     default_stream:list # the study's default stream of tasks, in order
                    )->list:
-    "The runs of the forgetting study: the default stream and each strategy's default settings."
+    """The runs of the forgetting study: the default stream scored on the test items, each strategy at its default
+    settings or at the strength the tuning study chose for it (`run["tuning"]`); where a (base, strategy) has tuned
+    runs, its untuned ones are left out. Tuning runs (scored on the validation items) never count."""
     if not isinstance(default_stream, (list, tuple)) or not default_stream or not all(isinstance(t, str) for t in default_stream):
         raise ConfigError(f"default_stream: expected a non-empty list of task names, got {default_stream!r}")
-    return [r for r in runs if list(_field(r, "config", "stream")) == list(default_stream) and _field(r, "config", "strategy_params") == {}]
+    tuned = lambda r: {r["tuning"]["param"]} if isinstance(r.get("tuning"), dict) and "param" in r["tuning"] else set()
+    sel = [r for r in runs if list(_field(r, "config", "stream")) == list(default_stream)
+           and (_field(r, "config").get("train") or {}).get("eval_split", "test") == "test"
+           and set(_field(r, "config", "strategy_params")) <= tuned(r)]
+    pairs = {(r["config"]["base"], r["config"]["strategy"]) for r in sel if tuned(r)}
+    return [r for r in sel if tuned(r) or (r["config"]["base"], r["config"]["strategy"]) not in pairs]
 
 def seed_values(runs:list, base:str, strategy:str, metric:str)->list:
     "One value of `metric` per seed for (`base`, `strategy`), runs sharing a seed averaged; NaNs dropped."
