@@ -77,6 +77,7 @@ def render_study(template:str|Path, # papermill template with a `results_dir` pa
                 )->Path:
     "Execute a study template over `results` in a temporary folder and write it as HTML, code hidden."
     import papermill as pm, tempfile
+    template, out_html = Path(template).resolve(), Path(out_html).resolve()  # papermill's cwd= changes the whole process's folder while it runs
     with tempfile.TemporaryDirectory(prefix="cit-study-report-") as d:
         nb = Path(d) / Path(template).name
         with inline_figures():
@@ -212,7 +213,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                workers:int=1 # study pages executed at once (each in its own kernel) while this process converts the run pages
               )->Path:
     "Build the publishable report folder over `results`; returns `out/index.html`."
-    results, out = Path(results).resolve(), Path(out)
+    results, out = Path(results).resolve(), Path(out).resolve()  # the study pages' kernels chdir the process: every path absolute first
     runs, failures = load_results(results), load_failures(results)  # refuses a missing folder or an old run format
     studies = default_studies() if studies is None else dict(studies)
     for name, tpl in studies.items():

@@ -684,7 +684,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     "Run a preset's studies and build their report site; returns timings and the outcome."
     from cit_study.site import build_site
     p = preset(preset_name)
-    out = Path(out or Path("reports") / preset_name); (out / "results").mkdir(parents=True, exist_ok=True)
+    out = Path(out or Path("reports") / preset_name).resolve(); (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     cfg = make_config(preset_name)
     bases = sorted({b for s in p["studies"].values() for b in s["grid"]["base"]})

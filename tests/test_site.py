@@ -31,6 +31,17 @@ def site(smoke_study, tmp_path_factory):
     return build_site(out / "results", site_dir, default_studies(), title="smoke study")
 
 
+def test_site_with_relative_paths_has_every_run_page(smoke_study, tmp_path, monkeypatch):
+    "A relative --out, as `make study` passes it: the study pages execute in worker threads with papermill's cwd=, which moves the whole process; every run page listed must still be written where the index links it."
+    out, _ = smoke_study
+    monkeypatch.chdir(tmp_path)
+    index = build_site(os.path.relpath(out / "results", tmp_path), "site", default_studies(), title="smoke study", workers=2)
+    assert index == (tmp_path / "site" / "index.html").resolve()
+    sj = read_json(tmp_path / "site" / "site.json")
+    assert sj["run_pages"] and all((tmp_path / "site" / "runs" / f"{rid}.html").exists() for rid in sj["run_pages"])
+    assert all(v is None for v in sj["studies"].values()), sj["studies"]
+
+
 def crawl(browser, index:Path)->tuple:
     "Open `index` and every page it reaches; returns (problems, pages visited). A problem: a page that does not load, a link to a missing file, a link or request leaving the folder, a missing anchor, an image that did not load."
     root, problems, seen = index.parent.resolve(), [], set()
