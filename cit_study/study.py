@@ -5,7 +5,7 @@
 # %% ../nbs/10_study.ipynb #4d102efa
 from __future__ import annotations
 import itertools, math, os, time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .core import (ConfigError, cache_dir, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
                             git_revision, hardware, seed_everything)
-from .tasks import check_stream, TaskData
+from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
@@ -27,14 +27,14 @@ from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS', 'BASELINE_VERSION',
-           'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'STRENGTHS', 'TUNED_AS', 'TUNING_RULE',
-           'check_checkpoint', 'RunConfig', 'preset', 'make_config', 'load_task_data', 'task_baselines',
-           'format_matrix', 'read_run', 'run_similarity_config', 'open_results', 'execute_run', 'template_params',
-           'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
-           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
-           'stream_order', 'strength_param', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
-           'plan_study', 'encoder_similarities', 'run_study']
+__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS',
+           'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'TUNING_RULE',
+           'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
+           'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results', 'execute_run',
+           'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid',
+           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
+           'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths',
+           'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -120,6 +120,16 @@ class RunConfig:
 # %% ../nbs/10_study.ipynb #5061ffe1
 METHODS = ["seqft", "joint", "ewc", "ewc_online", "mas", "si", "lora", "c_lora", "o_lora", "lwf", "er", "er_reservoir",
            "agem", "derpp", "eproj", "tir_ewc", "tir_mas", "tir_si", "tir_ewc_s0", "tir_mas_s0", "ts_eproj"]  # every method, in report order
+STRENGTHS = {"derpp": "alpha"}  # methods whose strength is not called `lam`
+TUNED_AS = {"tir_ewc_s0": "tir_ewc", "tir_mas_s0": "tir_mas"}  # ablations run at the strength chosen for the method they ablate
+
+def strength_param(strategy:str)->str|None:
+    "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
+    cfg = to_jsonable(make_strategy(strategy, {}).cfg)
+    k = STRENGTHS.get(strategy, "lam")
+    return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
+
+_TUNABLE = [m for m in METHODS if strength_param(m) and m not in TUNED_AS]  # the methods a tuning study chooses a strength for
 
 _QUICK_SIZES = dict(
     bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
@@ -128,7 +138,6 @@ _QUICK_SIZES = dict(
     train=dict(steps_per_task=150, bs=16, eval_bs=64),
     stream=["classify", "count", "ocr", "vizwiz"])  # the stream tasks a base learns in 150 steps (BENCHMARKS.md, Learnability)
 
-_TUNABLE = ("ewc", "ewc_online", "mas", "si", "c_lora", "o_lora", "lwf", "derpp", "tir_ewc", "tir_mas", "tir_si")  # the methods with a strength (`strength_param`)
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
 
 PRESETS = {
@@ -158,7 +167,7 @@ PRESETS = {
         stream=["classify", "count", "gqa", "ground"],
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
-        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=[m for m in METHODS if m in _TUNABLE], seed=[0]),
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=_TUNABLE, seed=[0]),
                     factors=[0.1, 0.3, 1, 3, 10]),
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
@@ -210,9 +219,9 @@ def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluat
     w, real = cfg.bases.world, {d["name"]: d for d in cfg.datasets}
     need = [t for t in cfg.evaluated + cfg.initial + cfg.stream if t in real]
     loaded = dict(zip(need, load_dataset_tasks([real[t] for t in need])))
-    get = lambda t: loaded[t] if t in loaded else load_task(t, w)
-    if cfg.train.eval_split == "val":  # every row, baseline and prediction on the validation items: the test items stay unseen
-        get = lambda t, _get=get: (lambda d: TaskData(d.spec, d.train, d.val, d.val))(_get(t))
+    def get(t):
+        d = loaded[t] if t in loaded else load_task(t, w)
+        return replace(d, test=d.val) if cfg.train.eval_split == "val" else d  # 'val': every row, baseline and prediction on the validation items; the test items stay unseen
     out = [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
     return ([get(t) for t in cfg.evaluated], *out) if evaluated else out
 
@@ -269,7 +278,7 @@ def open_results(results:str|Path, create:bool=True # False: only check (a folde
     return results
 
 def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True,
-                tuning:dict|None=None # where the strategy's strength came from (`tuned_params`), recorded in run.json
+                tuning:dict|None=None # where the strategy's strength came from (`apply_tuning`), recorded in run.json
                )->dict:
     "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -563,18 +572,10 @@ def stream_order(order:str, # 'default', 'reverse' or 'similarity'
     return similarity_order(sim["tasks"], sim["matrix"])
 
 # %% ../nbs/10_study.ipynb #865c60b0
-STRENGTHS = {"derpp": "alpha"}  # methods whose strength is not called `lam`
-TUNED_AS = {"tir_ewc_s0": "tir_ewc", "tir_mas_s0": "tir_mas"}  # ablations run at the strength chosen for the method they ablate
 TUNING_RULE = ("the strength with the highest validation A_T (mean over seeds of the final average score on the stream tasks' validation "
                "items); a tie goes to the value nearer the method's default (in log factor), then to the smaller")
 
 def _sig(x:float)->float: return float(f"{x:.6g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
-
-def strength_param(strategy:str)->str|None:
-    "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
-    cfg = to_jsonable(make_strategy(strategy, {}).cfg)
-    k = STRENGTHS.get(strategy, "lam")
-    return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
 
 def default_strength(strategy:str)->float:
     "The method's default strength."
@@ -696,15 +697,16 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
         res = run_all(sorted(queue, key=lambda r: r["seed"]), out / "results", cache, progress, workers)  # stable: every study at the lowest seed first
         for k in ("done", "skipped"): outcome[k] += res[k]
         outcome["failed"].update(res["failed"])
-    if "tuning" in plan:  # first: the other studies run at the strengths it chooses
+    run_ids = lambda rs: [config_from_params(check_params(r)).run_id for r in rs]
+    ids = {"tuning": run_ids(plan["tuning"])} if "tuning" in plan else {}
+    if ids:  # first: the other studies run at the strengths it chooses
         run(plan["tuning"])
-        ids = {config_from_params(check_params(r)).run_id for r in plan["tuning"]}
-        tuned = [read_run(out / "results" / i / "run.json") for i in sorted(ids) if (out / "results" / i / "run.json").exists()]
+        tuned = [read_run(f) for i in ids["tuning"] if (f := out / "results" / i / "run.json").exists()]
         atomic_write_json(out / "tuning.json", {"rule": TUNING_RULE, "choices": choose_strengths(tuned)})
     if (out / "tuning.json").exists():  # this study's choices, also when a later call runs the other studies alone
         choices = read_json(out / "tuning.json")["choices"]
         plan = {k: rs if k == "tuning" else apply_tuning(rs, choices) for k, rs in plan.items()}
-    ids = {k: [config_from_params(check_params(r)).run_id for r in rs] for k, rs in plan.items()}
+    ids.update({k: run_ids(rs) for k, rs in plan.items() if k != "tuning"})
     run([r for k, rs in plan.items() if k != "tuning" for r in rs])
     t_runs = time.time() - t0 - t_bases
     if "encoders" in plan: atomic_write_json(out / "similarity.json", encoder_similarities(preset_name, cache))
