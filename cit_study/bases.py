@@ -51,6 +51,7 @@ class BaseConfig:
     lr: float = 1e-3            # learning rate of the vision, vision-language and instruction stages
     bs: int = 32                # batch size of the LLM, vision-language and instruction stages
     seed: int = 0               # seed of the base-building stages
+    held_in_test: int = field(default=0, metadata={"omit_default": True})  # test items scored per held-in task (0: the world's n_test); not a base-building setting
 
     def __post_init__(self):
         if isinstance(self.model, dict): self.model = ModelConfig(**self.model)
@@ -59,6 +60,8 @@ class BaseConfig:
         if bad: raise ConfigError(f"BaseConfig.held_in: unknown task(s) {bad}; known: {TASK_NAMES}")
         for k in ("corpus_per_task", "llm_steps", "vision_samples", "vision_steps", "vl_samples", "vl_steps", "it_steps"):
             if getattr(self, k) < 0: raise ConfigError(f"BaseConfig.{k}: must be >= 0, got {getattr(self, k)}")
+        if not 0 <= self.held_in_test <= self.world.n_test:
+            raise ConfigError(f"BaseConfig.held_in_test: must be in [0, world.n_test = {self.world.n_test}], got {self.held_in_test}")
         if not 0 <= self.vl_dense <= 1: raise ConfigError(f"BaseConfig.vl_dense: must be in [0, 1], got {self.vl_dense}")
         for k in ("bs", "vision_bs"):
             if getattr(self, k) < 2: raise ConfigError(f"BaseConfig.{k}: must be >= 2, got {getattr(self, k)}")

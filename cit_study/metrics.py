@@ -14,9 +14,10 @@ from .tasks import METRICS
 
 # %% auto #0
 __all__ = ['TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box',
-           'box_iou', 'option_letter', 'task_score', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
-           'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval',
-           'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff', 'normalised_scores', 'normalised_average']
+           'box_iou', 'option_letter', 'task_score', 'item_scores', 'best_constant_box', 'majority_prediction',
+           'text_only_predictor', 'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary',
+           'Interval', 'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff', 'normalised_scores',
+           'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -151,12 +152,24 @@ def task_score(metric:str, # one of cider, vqa, exact, iou, option
                refs:dict # sample id -> reference (see the table)
               )->float:
     "The task score on a 0-100 scale."
-    if metric not in METRICS: raise ConfigError(f"task_score: unknown metric {metric!r}; known: {METRICS}")
-    if not preds: raise ConfigError(f"task_score ({metric}): no predictions")
-    missing, extra = sorted(set(refs) - set(preds), key=str), sorted(set(preds) - set(refs), key=str)
-    if missing or extra: raise ConfigError(f"task_score ({metric}): missing predictions for ids {missing}, predictions without refs for ids {extra}")
+    _check_scored("task_score", metric, preds, refs)
     if metric == "cider": return 100 * cider(preds, refs)
     return 100 * float(np.mean([_sample_score(metric, preds[k], refs[k]) for k in preds]))
+
+def _check_scored(where:str, metric:str, preds:dict, refs:dict):
+    if metric not in METRICS: raise ConfigError(f"{where}: unknown metric {metric!r}; known: {METRICS}")
+    if not preds: raise ConfigError(f"{where} ({metric}): no predictions")
+    missing, extra = sorted(set(refs) - set(preds), key=str), sorted(set(preds) - set(refs), key=str)
+    if missing or extra: raise ConfigError(f"{where} ({metric}): missing predictions for ids {missing}, predictions without refs for ids {extra}")
+
+def item_scores(metric:str, # one of vqa, exact, iou, option (CIDEr is a corpus statistic: no per-item score)
+                preds:dict, # sample id -> model output
+                refs:dict   # sample id -> reference
+               )->dict:
+    "Sample id -> that item's score (0-100), in the order of `refs`; their mean is `task_score`."
+    _check_scored("item_scores", metric, preds, refs)
+    if metric == "cider": raise ConfigError("item_scores (cider): CIDEr weighs n-grams by their frequency over the whole test set, so an item has no score of its own")
+    return {k: 100 * _sample_score(metric, preds[k], refs[k]) for k in refs}
 
 # %% ../nbs/06_metrics.ipynb #1f244271
 def _refs_list(ref)->list: return list(ref) if isinstance(ref, (list, tuple)) and ref and isinstance(ref[0], str) else [ref]

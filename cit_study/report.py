@@ -19,8 +19,8 @@ from .study import read_run, open_results, EXPERIMENTS
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
            'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate', 'matrix_frame',
-           'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures', 'notebook_html',
-           'build_report']
+           'zero_shot_gap', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures',
+           'notebook_html', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -97,6 +97,37 @@ def matrix_frame(run:dict)->pd.DataFrame:
     stream = run["tasks"][n0:]
     idx = ["before"] + [f"after {t}" for t in stream]
     return pd.DataFrame(np.array(run["matrix"], dtype=float), index=idx, columns=cols)
+
+# %% ../nbs/11_report.ipynb #ef072fb6
+def zero_shot_gap(results:str|Path, # a study's results folder
+                  stream:list,      # the stream tasks to compare (the study's default stream)
+                  n_boot:int=4000, seed:int=0
+                 )->pd.DataFrame|None:
+    "Per stream task and for their mean: both bases' zero-shot scores on the same test items and the InstructBLIP-like minus BLIP-2-like difference with a 95% paired bootstrap interval over items; None without a test-split run of each base on this stream."
+    from cit_study.study import RunConfig, load_task_data
+    from cit_study.metrics import item_scores
+    row0 = {}
+    for p in sorted(Path(results).glob("*/run.json")):
+        r = read_run(p); c = r["config"]
+        if (c["base"] in row0 or list(c["stream"]) != list(stream) or c.get("checkpoint") or c.get("datasets")
+                or c["train"].get("eval_split", "test") != "test" or not (p.parent / "predictions.json").exists()): continue
+        row0[c["base"]] = (c, read_json(p.parent / "predictions.json")[0])
+    if set(row0) != set(BASE_NAMES): return None
+    tasks = {t.name: t for t in load_task_data(RunConfig(**row0["blip2"][0]))[1]}
+    rng, rows, boot, n = np.random.default_rng(seed), [], np.zeros(n_boot), 0
+    for t in stream:
+        if tasks[t].spec.metric == "cider": continue
+        refs = {s.id: s.ref for s in tasks[t].test}
+        a, b = (np.array(list(item_scores(tasks[t].spec.metric, row0[k][1][t], refs).values())) for k in BASE_NAMES)
+        d = b - a; bt = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+        boot += bt; n += 1
+        rows.append({"task": t, "items": len(d), "BLIP-2-like": a.mean(), "InstructBLIP-like": b.mean(), "difference": d.mean(),
+                     "low": np.percentile(bt, 2.5), "high": np.percentile(bt, 97.5)})
+    if not rows: return None
+    df = pd.DataFrame(rows); boot /= n
+    mean = {"task": "mean", "items": int(df["items"].sum()), **df[["BLIP-2-like", "InstructBLIP-like", "difference"]].mean().to_dict(),
+            "low": np.percentile(boot, 2.5), "high": np.percentile(boot, 97.5)}
+    return pd.concat([df, pd.DataFrame([mean])], ignore_index=True)
 
 # %% ../nbs/11_report.ipynb #4a3fbb49
 def plot_matrices(runs:list, seed:int|None=None):

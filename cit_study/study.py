@@ -27,9 +27,9 @@ from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'PRESETS',
-           'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES', 'TUNING_RULE',
-           'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
+__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED',
+           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES',
+           'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
            'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results', 'execute_run',
            'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid',
            'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
@@ -139,6 +139,8 @@ _QUICK_SIZES = dict(
     stream=["classify", "count", "ocr", "vizwiz"])  # the stream tasks a base learns in 150 steps (BENCHMARKS.md, Learnability)
 
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
+CLAIMED = ["seqft", "joint", "ewc", "mas", "er", "eproj", "tir_ewc", "tir_mas", "ts_eproj", "lora"]  # the methods the paper's claims name (sequential LoRA: the LoRA family's reference)
+PAPER_STREAM = ["classify", "count", "ocr", "vizwiz", "tally", "size"]  # the quick stream and two kinds both bases learn in 150 steps, alone and jointly (BENCHMARKS.md, Learnability)
 
 PRESETS = {
     "smoke": dict(
@@ -159,6 +161,19 @@ PRESETS = {
         order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "er", "eproj", "tir_ewc", "ts_eproj"], seed=[0, 1]),
                    orders=["default", "reverse", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
+    "paper": dict(  # the published study: seven stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest
+        bases={**_QUICK_SIZES["bases"], "world": dict(n_train=400, n_val=64, n_test=256), "held_in_test": 128},
+        train=dict(steps_per_task=150, bs=16, eval_bs=64),
+        stream=PAPER_STREAM,
+        studies=dict(
+            tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
+            forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]), more=dict(strategy=CLAIMED, seed=[3, 4])),
+            thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
+            encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0, 1, 2]),
+                          image=IMAGE_CHOICES, text=TEXT_CHOICES,
+                          pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
+            order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "ts_eproj"], seed=[0, 1, 2]), orders=["default", "reverse", "similarity"]),
+            pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
     "minireal": dict(  # the forgetting study on mini-real (05a_minireal): for a GPU
         backend="minireal",
         bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
@@ -222,8 +237,11 @@ def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluat
     def get(t):
         d = loaded[t] if t in loaded else load_task(t, w)
         return replace(d, test=d.val) if cfg.train.eval_split == "val" else d  # 'val': every row, baseline and prediction on the validation items; the test items stay unseen
-    out = [get(t) for t in cfg.initial], [get(t) for t in cfg.stream]
-    return ([get(t) for t in cfg.evaluated], *out) if evaluated else out
+    def held(t):  # a held-in task: the first `held_in_test` of its test items when set (a prefix of the full split)
+        d, n = get(t), cfg.bases.held_in_test
+        return replace(d, test=d.test[:n]) if n and t not in real else d
+    out = [held(t) for t in cfg.initial], [get(t) for t in cfg.stream]
+    return ([held(t) for t in cfg.evaluated], *out) if evaluated else out
 
 BASELINE_VERSION = 1  # bump when `metrics.baseline_scores` changes what it computes
 
@@ -629,7 +647,7 @@ def apply_tuning(runs:list, # template parameters, one dict per run
     return out
 
 # %% ../nbs/10_study.ipynb #dc985d02
-_AXES = {"tuning": {"factors"}, "forgetting": set(), "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": set()}
+_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": set()}
 
 def plan_study(preset_name:str, # a preset with `studies`
                studies:list|None=None, # which of its studies (None: all)
@@ -662,6 +680,10 @@ def plan_study(preset_name:str, # a preset with `studies`
         elif name == "pairwise":
             runs = [r for a, b in itertools.permutations(p["stream"], 2) for r in expand_grid(grid, {**fixed, "stream": [a, b]})]
         else: runs = expand_grid(grid, fixed)
+        if "more" in spec:  # a second grid: `grid` with some values replaced (e.g. more seeds for some methods)
+            bad = sorted(set(spec["more"]) - set(grid))
+            if bad: raise ConfigError(f"studies.{name}.more: key(s) {bad} are not axes of its grid {sorted(grid)}")
+            runs += [r for r in expand_grid({**grid, **spec["more"]}, fixed) if r not in runs]
         for r in runs: r["strategy_params"] = canonical_params(r["strategy"], r.get("strategy_params", {}))
         plan[name] = runs
     return plan

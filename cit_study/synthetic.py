@@ -17,8 +17,8 @@ from .tasks import Sample, TaskSpec, TaskData
 # %% auto #0
 __all__ = ['COLOURS', 'COLOUR_NEIGHBOURS', 'SHAPES', 'PLURALS', 'SHAPE_SYNONYMS', 'SIZES', 'SIZE_SYNONYMS', 'BACKGROUNDS',
            'WORDS', 'COLUMNS', 'ROWS', 'RELATIONS', 'DEGRADATIONS', 'UNANSWERABLE', 'LETTERS', 'TASK_SPECS',
-           'TASK_NAMES', 'word_tokens', 'Obj', 'Sign', 'Scene', 'obj_box', 'box_0_99', 'format_box', 'degrade',
-           'render_scene', 'reading_order', 'caption_refs', 'textcap_refs', 'human_answers', 'majority',
+           'TASK_NAMES', 'CORPUS_TASKS', 'word_tokens', 'Obj', 'Sign', 'Scene', 'obj_box', 'box_0_99', 'format_box',
+           'degrade', 'render_scene', 'reading_order', 'caption_refs', 'textcap_refs', 'human_answers', 'majority',
            'match_template', 'draft_sample', 'make_samples', 'WorldConfig', 'load_task', 'vocabulary', 'describe_scene',
            'world_corpus', 'show_samples']
 
@@ -366,11 +366,44 @@ def _gen_count(rng, S):
     sc, target = _count_scene(rng, n, others=False)
     return sc, {"target": target}, str(n), str(n)
 
-def _gen_classify(rng, S):
+def _classify_scene(rng)->tuple:
+    "One big object near the centre and up to two small ones of other shapes in the corners; returns (scene, main object)."
     main = _main_object(rng); others = [s for s in SHAPES if s != main.shape]
     corners = _sample(rng, [(0.1, 0.1), (0.9, 0.1), (0.1, 0.9), (0.9, 0.9)], int(_pick(rng, [0, 1, 1, 2])))
     objs = [main] + [Obj(_pick(rng, others), _pick(rng, list(COLOURS)), "small", cx=x, cy=y, side=0.14) for x, y in corners]
-    return Scene(_pick(rng, BACKGROUNDS), objs), {}, main.shape, main.shape
+    return Scene(_pick(rng, BACKGROUNDS), objs), main
+
+def _gen_classify(rng, S):
+    sc, main = _classify_scene(rng)
+    return sc, {}, main.shape, main.shape
+
+def _gen_colour(rng, S):
+    sc, main = _classify_scene(rng)
+    return sc, {}, main.colour, main.colour
+
+def _gen_scene(rng, S):
+    objs = _objects(rng, int(rng.integers(1, 4))); bg = _pick(rng, BACKGROUNDS)
+    return Scene(bg, objs), {}, bg, bg
+
+def _gen_quality(rng, S):
+    bg = _pick(rng, BACKGROUNDS)
+    sc = (Scene(bg, [_main_object(rng, side=0.5)]) if rng.random() < 0.5 else
+          Scene(bg, [], Sign(_pick(rng, WORDS), _pick(rng, list(COLOURS)), "middle", 0.9, 0.42)))
+    truth = "clear" if rng.random() < 0.2 else _pick(rng, DEGRADATIONS)
+    if truth != "clear": sc.degrade = truth
+    return sc, {}, truth, truth
+
+def _gen_tally(rng, S):
+    n = int(rng.integers(1, 6)); objs = _objects(rng, n)
+    return Scene(_pick(rng, BACKGROUNDS), objs), {}, str(n), str(n)
+
+def _gen_size(rng, S):
+    o = _objects(rng, 1)[0]
+    return Scene(_pick(rng, BACKGROUNDS), [o]), {}, o.size, o.size
+
+def _gen_position(rng, S):
+    o = _objects(rng, 1)[0]; where = "middle" if (o.row, o.col) == (1, 1) else f"{ROWS[o.row]} {COLUMNS[o.col]}"
+    return Scene(_pick(rng, BACKGROUNDS), [o]), {}, where, where
 
 def _gen_ground(rng, S):
     objs = _objects(rng, int(_pick(rng, [1, 1, 2])), shapes=[_pick(rng, SHAPES) for _ in range(3)]); o = _pick(rng, objs)
@@ -428,10 +461,24 @@ TASK_SPECS = {s.name: s for s in [
              "A short caption of the image and its text:"], "TextCaps", 16),
     TaskSpec("vizwiz", "vqa", ["{question}", "A blind person asks: {question} Answer unanswerable if the image is not clear.",
              "{question} If the question cannot be answered from the image, say unanswerable."], "VizWiz", 4),
+    TaskSpec("colour", "exact", ["What colour is the main object?", "Which colour is the main object in the image?",
+             "What colour is the object in the middle of the image? Answer with one word."], "VAW (attributes)", 4),
+    TaskSpec("scene", "exact", ["What is the background of the image?", "Which background is in the image?",
+             "What kind of background is shown in this image? Answer with one word."], "Places365", 4),
+    TaskSpec("quality", "exact", ["Is the image clear?", "How clear is this image? Answer with one word.",
+             "Is this image clear, or is it dark, noisy, occluded or blur?"], "VizWiz (image quality)", 4),
+    TaskSpec("tally", "exact", ["How many shapes are in the image?", "Count the shapes in the image.",
+             "How many shapes can you see in this image? Answer with a number."], "CLEVR (counting)", 4),
+    TaskSpec("size", "exact", ["Is the object small or large?", "What size is the object?", "What size is the shape in the image?"],
+             "Visual Genome (attributes)", 4),
+    TaskSpec("position", "exact", ["Where is the object in the image?", "Where in the image is the shape?",
+             "Is the object at the top, in the middle or at the bottom, and on the left or the right?"], "Visual7W (where)", 5),
 ]}
 TASK_NAMES = list(TASK_SPECS)
+CORPUS_TASKS = TASK_NAMES[:10]  # the kinds whose text the language model is pretrained on (`world_corpus`); later kinds are worded with its words only
 _GENERATORS = {"caption": _gen_caption, "textcap": _gen_textcap, "vqa": _gen_vqa, "ocr": _gen_ocr, "gqa": _gen_gqa,
-               "count": _gen_count, "classify": _gen_classify, "ground": _gen_ground, "mcq": _gen_mcq, "vizwiz": _gen_vizwiz}
+               "count": _gen_count, "classify": _gen_classify, "ground": _gen_ground, "mcq": _gen_mcq, "vizwiz": _gen_vizwiz,
+               "colour": _gen_colour, "scene": _gen_scene, "quality": _gen_quality, "tally": _gen_tally, "size": _gen_size, "position": _gen_position}
 
 def match_template(spec:TaskSpec, instruction:str)->int|None:
     "Index of the template of `spec` that produced `instruction` (the most specific match), or None."
@@ -517,7 +564,7 @@ def vocabulary()->dict:
 
 def _wordings()->list:
     qs = [q for v in _VQA_Q.values() for q in v] + list(_GQA_Q.values()) + list(_MCQ_Q.values()) + [q for v in _VIZWIZ_Q.values() for q in v]
-    ts = [t for s in TASK_SPECS.values() for t in s.templates]
+    ts = [t for n in CORPUS_TASKS for t in TASK_SPECS[n].templates]
     return [re.sub(r"\{\w+\}", " ", t).strip() for t in qs + ts]
 
 def describe_scene(scene:Scene, image_size:int=64)->str:
@@ -534,7 +581,7 @@ def world_corpus(n_per_task:int=300, # samples drawn per task
                 )->list:
     "The world's text, one string per line, for training a tokenizer and pretraining the language model."
     lines, answers = [], set()
-    for t in TASK_NAMES:
+    for t in CORPUS_TASKS:
         for i in range(n_per_task):
             d = draft_sample(t, seed, i)
             lines.append(d["instruction"] + " " + d["output"])

@@ -42,7 +42,7 @@ def fresh(world, kind):
 def test_every_method_is_registered_and_in_the_quick_grid():
     from cit_study.study import PRESETS
     assert set(METHODS) <= set(STRATEGIES)
-    for p in ("quick", "full"): assert PRESETS[p]["studies"]["forgetting"]["grid"]["strategy"] == METHODS
+    for p in ("quick", "paper", "full"): assert PRESETS[p]["studies"]["forgetting"]["grid"]["strategy"] == METHODS
 
 
 @pytest.mark.parametrize("name", ROWS)
