@@ -13,7 +13,7 @@ from .core import ConfigError, read_json
 __all__ = ['PRESET_NAMES', 'parse_kv', 'build_parser', 'read_datasets', 'main']
 
 # %% ../nbs/12_cli.ipynb #a8ca4967
-PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `study.PRESETS`' names, listed here so the parser is built without importing torch
+PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `study.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `study.preset` in one line)
 
 def parse_kv(items:list)->dict:
     "`['a=1', 'b=x']` -> `{'a': 1, 'b': 'x'}` (JSON values where they parse)."
@@ -30,7 +30,7 @@ def build_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: runs, sweeps, reports.")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one task stream (through the papermill template)", description="Run one task stream with one strategy on one base; writes RESULTS/<run_id>/run.json and the executed notebook.")
-    r.add_argument("--preset", default="smoke", choices=PRESET_NAMES, help="preset giving sizes and the default stream")
+    r.add_argument("--preset", default="smoke", help=f"preset giving sizes and the default stream ({', '.join(PRESET_NAMES)})")
     r.add_argument("--base", default="blip2", help="starting point: blip2 (BLIP-2-like) or instructblip (InstructBLIP-like)")
     r.add_argument("--strategy", default="seqft", help="continual-learning strategy by registered name")
     r.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a strategy setting (repeatable)")
@@ -60,7 +60,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
     st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (tuning first, then forgetting, thresholds, encoders, order, pairwise at the strengths tuning chose; finished runs are skipped) and build the report site in OUT.")
-    st.add_argument("--preset", default="quick", choices=PRESET_NAMES, help="study size (quick: the embedded default; paper: the published study; minireal: the forgetting study on mini-real, for a GPU)")
+    st.add_argument("--preset", default="quick", help=f"study size, one of {', '.join(PRESET_NAMES)} (quick: the embedded default; paper: the published study; minireal: the forgetting study on mini-real, for a GPU)")
     st.add_argument("--studies", default="", help="comma-separated studies to run (default: all of the preset's)")
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
