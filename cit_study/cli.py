@@ -10,10 +10,16 @@ from pathlib import Path
 from .core import ConfigError, read_json
 
 # %% auto #0
-__all__ = ['PRESET_NAMES', 'parse_kv', 'build_parser', 'read_datasets', 'main']
+__all__ = ['PRESET_NAMES', 'split_names', 'parse_kv', 'build_parser', 'read_datasets', 'main']
 
 # %% ../nbs/12_cli.ipynb #a8ca4967
 PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `study.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `study.preset` in one line)
+
+def split_names(text:str, option:str="--stream")->list:
+    "Comma-separated names: [] for an empty option (the default), an error for one that names nothing (e.g. ',')."
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if text.strip() and not names: raise ConfigError(f"{option} {text!r}: names no task (leave it out for the default)")
+    return names
 
 def parse_kv(items:list)->dict:
     "`['a=1', 'b=x']` -> `{'a': 1, 'b': 'x'}` (JSON values where they parse)."
@@ -28,6 +34,7 @@ def parse_kv(items:list)->dict:
 def build_parser()->argparse.ArgumentParser:
     "The `cit-study` argument parser."
     p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: runs, sweeps, reports.")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error instead of one line")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run one task stream (through the papermill template)", description="Run one task stream with one strategy on one base; writes RESULTS/<run_id>/run.json and the executed notebook.")
     r.add_argument("--preset", default="smoke", help=f"preset giving sizes and the default stream ({', '.join(PRESET_NAMES)})")
@@ -55,7 +62,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument("--no-wait", action="store_true", help="with --submit: return once the jobs are queued")
     rp = sub.add_parser("report", help="build the report site of a results folder", description="Build the publishable report folder: OUT/index.html (setup, the paper's claims, every run), OUT/STUDY.html per study template and OUT/runs/RUN_ID.html per run notebook, code hidden. With --out FILE.html, write only the forgetting report to that file.")
     rp.add_argument("results", help="results folder")
-    rp.add_argument("--out", default=None, help="site folder (default: the folder holding RESULTS); a path ending in .html writes only the forgetting report")
+    rp.add_argument("--out", default=None, help="site folder (default: RESULTS-site, a folder of its own beside RESULTS); a path ending in .html writes only the forgetting report")
     rp.add_argument("--stream", default="", help="the study's default stream, comma-separated, for the claims (default: the runs' preset's)")
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
@@ -96,7 +103,7 @@ def read_datasets(path:str|Path)->list:
 def _run(a):
     from cit_study.study import run_notebook
     params = {"preset": a.preset, "base": a.base, "strategy": a.strategy, "strategy_params": parse_kv(a.param),
-              "stream": [t for t in a.stream.split(",") if t], "seed": a.seed, "steps_per_task": a.steps_per_task}
+              "stream": split_names(a.stream), "seed": a.seed, "steps_per_task": a.steps_per_task}
     if a.checkpoint: params["checkpoint"] = a.checkpoint
     if a.grad_accum: params["grad_accum"] = a.grad_accum
     if a.precision: params["precision"] = a.precision
@@ -140,8 +147,9 @@ def _report(a):
         bad = [s for s in a.study if "=" not in s]
         if bad: raise ConfigError(f"--study {bad[0]!r}: expected NAME=TEMPLATE")
         studies = dict(s.split("=", 1) for s in a.study)
-    out = Path(a.out) if a.out else Path(a.results).resolve().parent
-    index = build_site(a.results, out, studies, [t for t in a.stream.split(",") if t] or None, a.title)
+    res = Path(a.results).resolve()
+    out = Path(a.out) if a.out else res.with_name(res.name + "-site")  # never loose files in the user's folder
+    index = build_site(a.results, out, studies, split_names(a.stream) or None, a.title)
     failed = {k: v for k, v in read_json(index.parent / "site.json")["studies"].items() if v}
     print(f"site written to {index}")
     for k, v in failed.items(): print(f"cit-study report: study {k} failed: {v.splitlines()[-1] if v else ''}", file=sys.stderr)
@@ -181,6 +189,17 @@ def main(argv:list|None=None)->int:
     a = build_parser().parse_args(argv)
     try: return {"run": _run, "sweep": _sweep, "report": _report, "study": _study, "bench": _bench}[a.cmd](a) or 0
     except ConfigError as e:
+        if a.debug: raise
         print(f"cit-study {a.cmd}: error: {e}", file=sys.stderr); return 2
     except (RuntimeError, FloatingPointError) as e:  # a failed run (its record kept), a non-finite loss (its last checkpoint kept)
+        if a.debug: raise
         print(f"cit-study {a.cmd}: {e}", file=sys.stderr); return 1
+    except OSError as e:  # a file where a folder should be, no permission, a full disk: the path, not a traceback
+        if a.debug: raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"cit-study {a.cmd}: error: {e.strerror or e}{where}", file=sys.stderr); return 1
+    except KeyboardInterrupt:
+        if a.debug: raise
+        import logging; logging.disable(logging.CRITICAL)  # the kernel client's tasks, cut short, would log tracebacks while the process exits
+        how = "continue it with the same command and --resume" if a.cmd == "run" else "run the same command again to continue (finished runs are kept and skipped)"
+        print(f"cit-study {a.cmd}: interrupted; what was saved is kept: {how}", file=sys.stderr); return 130

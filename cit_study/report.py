@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import ConfigError, atomic_write_bytes, read_json
-from .study import read_run, open_results, EXPERIMENTS
+from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
 
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
@@ -232,7 +232,7 @@ def build_report(results:str|Path, # results folder of a study
     tmp = out_html.parent / f".{executed.name}.partial.ipynb"
     with inline_figures():
         pm.execute_notebook(str(template), str(tmp), parameters={"results_dir": str(results)}, progress_bar=False,
-                            cwd=str(out_html.parent))
+                            cwd=str(out_html.parent), extra_arguments=QUIET_KERNEL)
     os.replace(tmp, executed)
     atomic_write_bytes(out_html, notebook_html(executed).encode())
     return out_html

@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from .core import ConfigError, atomic_write_bytes, atomic_write_json, read_json
-from .study import EXPERIMENTS, RUN_TEMPLATE, PRESETS, template_params
+from .study import EXPERIMENTS, RUN_TEMPLATE, PRESETS, QUIET_KERNEL, template_params
 from .report import load_results, load_failures, notebook_html, inline_figures, BASE_NAMES
 from .claims import claims_table, NAMES
 
@@ -81,7 +81,8 @@ def render_study(template:str|Path, # papermill template with a `results_dir` pa
     with tempfile.TemporaryDirectory(prefix="cit-study-report-") as d:
         nb = Path(d) / Path(template).name
         with inline_figures():
-            pm.execute_notebook(str(template), str(nb), parameters={"results_dir": str(Path(results).resolve())}, progress_bar=False, cwd=d)
+            pm.execute_notebook(str(template), str(nb), parameters={"results_dir": str(Path(results).resolve())}, progress_bar=False, cwd=d,
+                                extra_arguments=QUIET_KERNEL)
         atomic_write_bytes(out_html, _with_nav(notebook_html(nb), nav, css, NB_CSS).encode())
     return Path(out_html)
 

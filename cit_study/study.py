@@ -28,13 +28,13 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED',
-           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE', 'STUDIES',
-           'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
-           'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config', 'open_results', 'execute_run',
-           'template_params', 'check_params', 'config_from_params', 'WarmKernel', 'run_notebook', 'expand_grid',
-           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
-           'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths',
-           'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
+           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE',
+           'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
+           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config',
+           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel',
+           'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
+           'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs',
+           'choose_strengths', 'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -69,6 +69,8 @@ class RunConfig:
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
         if isinstance(self.bases, dict): self.bases = BaseConfig(**self.bases)
         if self.base not in KINDS: raise ConfigError(f"base: {self.base!r} is not one of {KINDS}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:  # numpy's and torch's seeding both take it
+            raise ConfigError(f"seed: must be an integer in [0, 2**32 - 1], got {self.seed!r}")
         make_strategy(self.strategy, self.strategy_params)  # validates the name and its settings
         if not isinstance(self.datasets, list): raise ConfigError(f"datasets: expected a list of dataset configs, got {type(self.datasets).__name__}")
         ds = [DatasetConfig.from_dict(d, f"datasets[{i}]") if isinstance(d, dict) else d for i, d in enumerate(self.datasets)]
@@ -305,8 +307,10 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
     try:
         with FileLock(str(out_dir / ".running.lock"), timeout=0):
             for tmp in out_dir.glob(".*.tmp"): tmp.unlink(missing_ok=True)  # writes a crash cut short
-            return _execute_run(cfg, out_dir, cache, resume, progress, tuning)
+            run = _execute_run(cfg, out_dir, cache, resume, progress, tuning)
     except Timeout: raise ConfigError(f"run {cfg.run_id}: {out_dir} is being written by another process") from None
+    (out_dir / ".running.lock").unlink(missing_ok=True)  # finished: a later writer stops at run.json before it would lock
+    return run
 
 def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool, tuning:dict|None=None)->dict:
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -371,6 +375,8 @@ def config_from_params(params:dict)->RunConfig:
                        params.get("eval_split", ""))
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
+QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]  # the kernel's own log (its TCP transport warning, its shutdown noise) stays out of the user's terminal; a cell's errors still reach the caller through papermill
+
 class WarmKernel:
     "One Jupyter kernel reused by consecutive runs; replaced every `max_runs` runs and after a failure."
     def __init__(self, max_runs:int=25, # runs before the kernel is replaced (bounds memory growth)
@@ -382,7 +388,7 @@ class WarmKernel:
         from jupyter_client.manager import KernelManager
         if self.km is None or self.used >= self.max_runs or not self.km.is_alive():
             self.close()
-            self.km = KernelManager(kernel_name=self.kernel_name); self.km.start_kernel(); self.used = 0
+            self.km = KernelManager(kernel_name=self.kernel_name); self.km.start_kernel(extra_arguments=QUIET_KERNEL); self.used = 0
         self.used += 1
         return self.km
 
@@ -419,10 +425,11 @@ def run_notebook(params:dict, # template parameters (validated here)
     try:
         from cit_study.report import inline_figures
         with inline_figures():  # the kernel draws figures into the executed notebook whatever the caller's backend
-            extra = {"km": kernel.get()} if kernel is not None else {}
+            extra = {"km": kernel.get()} if kernel is not None else {"extra_arguments": QUIET_KERNEL}
             pm.execute_notebook(str(template), str(partial), parameters=params, progress_bar=False, **extra)  # no cwd: it would chdir the whole process
     except Exception as e:
         if kernel is not None: kernel.close()
+        if getattr(e, "ename", "") == "KeyboardInterrupt": raise KeyboardInterrupt from None  # Ctrl-C reached the kernel: interrupted, not failed (no error.json; checkpoints kept)
         msg = str(e).strip().splitlines()
         summary = f"{e.ename}: {e.evalue}" if hasattr(e, "ename") else f"{type(e).__name__}: {msg[-1] if msg else ''}"  # the kernel's own error
         atomic_write_json(out / "error.json", {"run_id": cfg.run_id, "params": params, "error": type(e).__name__, "summary": summary,
@@ -462,8 +469,9 @@ def run_once(params:dict, # template parameters of one run
         with FileLock(str(Path(results) / f".{rid}.lock"), timeout=0):
             if (out / "run.json").exists(): return {"run_id": rid, "status": "skipped"}
             run_notebook(params, results, cache, resume=(out / "checkpoints").exists(), threads=threads, kernel=kernel)
-            return {"run_id": rid, "status": "done"}
     except Timeout: return {"run_id": rid, "status": "skipped"}  # another process is running it
+    Path(results, f".{rid}.lock").unlink(missing_ok=True)  # finished (run.json is checked before locking)
+    return {"run_id": rid, "status": "done"}
 
 def run_all(runs:list, # template parameters, one dict per run
             results:str|Path, cache:str|Path|None=None, progress:bool=True,

@@ -1,5 +1,5 @@
 "Reliability, adversarially: runs killed with SIGKILL and resumed, repeated runs, bad input, numerical faults, concurrent sweeps, old results folders."
-import json, os, random, subprocess, sys, time
+import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -196,3 +196,22 @@ def test_a_results_folder_of_another_format_is_refused(tmp_path):
     p = cli("run", "--preset", "smoke", "--results", old, check=False)
     assert p.returncode == 2 and "format_version" in p.stderr and not (old / RESULTS_MARKER).exists(), p.stderr
     assert not [d for d in old.iterdir() if d.name != "x"]  # nothing was started in it
+
+
+def test_ctrl_c_is_one_line_exit_130_and_resume_finishes(tmp_path):
+    "Ctrl-C in a terminal: SIGINT to the whole process group (the command and its run's kernel), during the second task."
+    args = ["run", "--preset", "smoke", "--strategy", "seqft", "--stream", "count,ocr", "--steps-per-task", "200", "--results", str(tmp_path)]
+    p = subprocess.Popen([str(BIN / "cit-study"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 600
+    while not list(tmp_path.glob("*/checkpoints/*.pt")) and p.poll() is None and time.time() < deadline: time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 130, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("cit-study run: interrupted") and "--resume" in last, err[-3000:]
+    assert not list(tmp_path.glob("*/run.json")) and not list(tmp_path.glob("*/error.json"))  # interrupted, not finished nor failed
+    assert list(tmp_path.glob("*/checkpoints/*.pt"))  # what was saved stays
+    cli(*args, "--resume")
+    (run,) = tmp_path.glob("*/run.json")
+    assert len(read_run(run)["matrix"]) == 3

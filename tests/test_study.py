@@ -29,6 +29,7 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
         assert (path.parent / "run.ipynb").exists() and (path.parent / "predictions.json").exists()
         assert r["versions"]["torch"] and r["git"] and r["hardware"]["cpus"]
         assert len(r["train"]) == T
+    assert not list((out / "results").rglob("*.lock"))  # finished runs leave no lock files behind
     every = [read_run(p) for p in runs]
     assert all(r["n_initial"] == 2 for r in every)  # the smoke preset's held-in tasks are scored on both bases
     for r in every:  # tuned on by the InstructBLIP-like base; only scored on the BLIP-2-like base, never trained in its stream
@@ -112,12 +113,19 @@ def test_sweep_rerun_does_nothing(smoke_study):
 
 
 def test_cli_run_and_report(tmp_path):
-    cli("run", "--preset", "smoke", "--strategy", "seqft", "--steps-per-task", "2", "--stream", "count,ocr", "--results", tmp_path)
+    p = cli("run", "--preset", "smoke", "--strategy", "seqft", "--steps-per-task", "2", "--stream", "count,ocr", "--results", tmp_path)
+    assert "without encryption" not in p.stderr and "[IPKernelApp]" not in p.stderr, p.stderr[-2000:]
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     r = read_run(run_dir / "run.json")
     assert r["config"]["stream"] == ["count", "ocr"] and r["config"]["train"]["steps_per_task"] == 2
     p = cli("report", tmp_path, "--out", tmp_path / "report.html")
     assert (tmp_path / "report.html").exists(), p.stdout
+    for noise in ("without encryption", "KeyboardInterrupt caught", "[IPKernelApp]"):  # the kernels' own log stays out of the terminal
+        assert noise not in p.stderr, p.stderr[-2000:]
+    res = tmp_path / "results"; res.mkdir(); run_dir.rename(res / run_dir.name); (tmp_path / "cit-study-results.json").rename(res / "cit-study-results.json")
+    p = cli("report", res)  # no --out: a site folder of its own beside RESULTS, nothing loose next to it
+    assert (tmp_path / "results-site" / "index.html").exists() and (tmp_path / "results-site" / "runs").is_dir(), p.stdout
+    assert sorted(x.name for x in tmp_path.iterdir() if not x.name.startswith(".")) == ["report.html", "report.ipynb", "results", "results-site"]
 
 
 @pytest.mark.parametrize("args,culprit", [
@@ -127,6 +135,9 @@ def test_cli_run_and_report(tmp_path):
     (["--stream", "count,teleport"], "teleport"),
     (["--base", "llava"], "llava"),
     (["--preset", "huge"], "huge"),
+    (["--seed", "99999999999999999999"], "seed"),
+    (["--seed", "-1"], "seed"),
+    (["--stream", ","], "names no task"),
 ])
 def test_cli_bad_input_is_one_clear_line(tmp_path, args, culprit):
     p = cli("run", *args, "--results", tmp_path, check=False)
@@ -134,6 +145,14 @@ def test_cli_bad_input_is_one_clear_line(tmp_path, args, culprit):
     err = p.stderr.strip().splitlines()
     assert len(err) == 1 and culprit in err[0], p.stderr
     assert not list(tmp_path.glob("*/run.json"))
+
+
+def test_os_errors_are_one_line_naming_the_path(tmp_path):
+    f = tmp_path / "a-file"; f.write_text("not a folder")
+    p = cli("run", "--preset", "smoke", "--results", f, check=False)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(err) == 1 and str(f) in err[0] and "Traceback" not in p.stderr, p.stderr
+    assert f.read_text() == "not a folder"  # nothing of the user's is touched
 
 
 def test_unknown_or_mistyped_papermill_parameter(tmp_path):
