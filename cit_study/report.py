@@ -232,7 +232,7 @@ def build_report(results:str|Path, # results folder of a study
     tmp = out_html.parent / f".{executed.name}.partial.ipynb"
     with inline_figures():
         pm.execute_notebook(str(template), str(tmp), parameters={"results_dir": str(results)}, progress_bar=False,
-                            cwd=str(out_html.parent), extra_arguments=QUIET_KERNEL)
+                            extra_arguments=QUIET_KERNEL, resources={"metadata": {"path": str(out_html.parent.resolve())}})  # the kernel's folder, without moving this process
     os.replace(tmp, executed)
     atomic_write_bytes(out_html, notebook_html(executed).encode())
     return out_html

@@ -77,12 +77,12 @@ def render_study(template:str|Path, # papermill template with a `results_dir` pa
                 )->Path:
     "Execute a study template over `results` in a temporary folder and write it as HTML, code hidden."
     import papermill as pm, tempfile
-    template, out_html = Path(template).resolve(), Path(out_html).resolve()  # papermill's cwd= changes the whole process's folder while it runs
+    template, out_html = Path(template).resolve(), Path(out_html).resolve()
     with tempfile.TemporaryDirectory(prefix="cit-study-report-") as d:
         nb = Path(d) / Path(template).name
         with inline_figures():
-            pm.execute_notebook(str(template), str(nb), parameters={"results_dir": str(Path(results).resolve())}, progress_bar=False, cwd=d,
-                                extra_arguments=QUIET_KERNEL)
+            pm.execute_notebook(str(template), str(nb), parameters={"results_dir": str(Path(results).resolve())}, progress_bar=False,
+                                extra_arguments=QUIET_KERNEL, resources={"metadata": {"path": d}})  # the kernel starts in d; papermill's cwd= would chdir this whole process, under the other threads
         atomic_write_bytes(out_html, _with_nav(notebook_html(nb), nav, css, NB_CSS).encode())
     return Path(out_html)
 
