@@ -188,18 +188,17 @@ def main(argv:list|None=None)->int:
     "Entry point of the `cit-study` command."
     a = build_parser().parse_args(argv)
     try: return {"run": _run, "sweep": _sweep, "report": _report, "study": _study, "bench": _bench}[a.cmd](a) or 0
-    except ConfigError as e:
+    except (ConfigError, RuntimeError, FloatingPointError, OSError, KeyboardInterrupt) as e:
         if a.debug: raise
-        print(f"cit-study {a.cmd}: error: {e}", file=sys.stderr); return 2
-    except (RuntimeError, FloatingPointError) as e:  # a failed run (its record kept), a non-finite loss (its last checkpoint kept)
-        if a.debug: raise
-        print(f"cit-study {a.cmd}: {e}", file=sys.stderr); return 1
-    except OSError as e:  # a file where a folder should be, no permission, a full disk: the path, not a traceback
-        if a.debug: raise
-        where = f": {e.filename}" if e.filename else ""
-        print(f"cit-study {a.cmd}: error: {e.strerror or e}{where}", file=sys.stderr); return 1
-    except KeyboardInterrupt:
-        if a.debug: raise
+        line, code = _error_line(a.cmd, e)
+        print(f"cit-study {a.cmd}: {line}", file=sys.stderr); return code
+
+def _error_line(cmd:str, e:BaseException)->tuple:
+    "The one line a user sees for an error, and the exit status."
+    if isinstance(e, ConfigError): return f"error: {e}", 2  # bad input
+    if isinstance(e, KeyboardInterrupt):
         import logging; logging.disable(logging.CRITICAL)  # the kernel client's tasks, cut short, would log tracebacks while the process exits
-        how = "continue it with the same command and --resume" if a.cmd == "run" else "run the same command again to continue (finished runs are kept and skipped)"
-        print(f"cit-study {a.cmd}: interrupted; what was saved is kept: {how}", file=sys.stderr); return 130
+        how = "continue it with the same command and --resume" if cmd == "run" else "run the same command again to continue (finished runs are kept and skipped)"
+        return f"interrupted; what was saved is kept: {how}", 130
+    if isinstance(e, OSError): return f"error: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""), 1  # a file for a folder, no permission, a full disk
+    return str(e), 1  # a failed run (its record kept), a non-finite loss (its last checkpoint kept)

@@ -99,7 +99,8 @@ def matrix_frame(run:dict)->pd.DataFrame:
     return pd.DataFrame(np.array(run["matrix"], dtype=float), index=idx, columns=cols)
 
 # %% ../nbs/11_report.ipynb #ef072fb6
-def zero_shot_gap(results:str|Path, # a study's results folder
+def zero_shot_gap(results:str|Path, # the runs' results folder (their predictions)
+                  runs:list,        # loaded runs (`load_results`)
                   stream:list,      # the stream tasks to compare (the study's default stream)
                   n_boot:int=4000, seed:int=0
                  )->pd.DataFrame|None:
@@ -107,11 +108,11 @@ def zero_shot_gap(results:str|Path, # a study's results folder
     from cit_study.study import RunConfig, load_task_data
     from cit_study.metrics import item_scores
     row0 = {}
-    for p in sorted(Path(results).glob("*/run.json")):
-        r = read_run(p); c = r["config"]
+    for r in sorted(runs, key=lambda r: r["run_id"]):
+        c, preds = r["config"], Path(results) / r["run_id"] / "predictions.json"
         if (c["base"] in row0 or list(c["stream"]) != list(stream) or c.get("checkpoint") or c.get("datasets")
-                or c["train"].get("eval_split", "test") != "test" or not (p.parent / "predictions.json").exists()): continue
-        row0[c["base"]] = (c, read_json(p.parent / "predictions.json")[0])
+                or c["train"].get("eval_split", "test") != "test" or not preds.exists()): continue
+        row0[c["base"]] = (c, read_json(preds)[0])
     if set(row0) != set(BASE_NAMES): return None
     tasks = {t.name: t for t in load_task_data(RunConfig(**row0["blip2"][0]))[1]}
     rng, rows, boot, n = np.random.default_rng(seed), [], np.zeros(n_boot), 0

@@ -214,7 +214,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                workers:int=1 # study pages executed at once (each in its own kernel) while this process converts the run pages
               )->Path:
     "Build the publishable report folder over `results`; returns `out/index.html`."
-    results, out = Path(results).resolve(), Path(out).resolve()  # the study pages' kernels chdir the process: every path absolute first
+    results, out = Path(results).resolve(), Path(out).resolve()  # absolute: the pages' kernels start in folders of their own
     runs, failures = load_results(results), load_failures(results)  # refuses a missing folder or an old run format
     studies = default_studies() if studies is None else dict(studies)
     for name, tpl in studies.items():

@@ -163,7 +163,7 @@ PRESETS = {
         order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "er", "eproj", "tir_ewc", "ts_eproj"], seed=[0, 1]),
                    orders=["default", "reverse", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
-    "paper": dict(  # the published study: seven stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest
+    "paper": dict(  # the published study: six stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest
         bases={**_QUICK_SIZES["bases"], "world": dict(n_train=400, n_val=64, n_test=256), "held_in_test": 128},
         train=dict(steps_per_task=150, bs=16, eval_bs=64),
         stream=PAPER_STREAM,
