@@ -20,16 +20,20 @@ $(STAMP): requirements.txt requirements-nodeps.txt settings.ini setup.py
 
 setup: $(STAMP)
 
-# The study on its embedded default (quick preset): builds both bases, runs the grid, writes reports/quick/index.html.
+# The study on its embedded default (quick preset): builds both bases, runs the grid, writes out/quick/index.html.
+# Its own folder: the committed published study (reports/quick) is not touched unless asked for (make study STUDY_OUT=reports/quick).
+STUDY_OUT ?= out/quick
 study: $(STAMP)
-	$(BIN)/cit-study study --preset quick --out reports/quick --workers 2
+	$(BIN)/cit-study study --preset quick --out $(STUDY_OUT) --workers 2
 
-# The published study (paper preset): six stream tasks, 256 test items, five seeds for the claimed methods; about two hours on two cores, resumable.
+# The paper preset: six stream tasks, 256 test items, five seeds for the claimed methods; about two hours on two cores, resumable.
+# Published with make paper PAPER_OUT=reports/paper.
+PAPER_OUT ?= out/paper
 paper: $(STAMP)
-	$(BIN)/cit-study study --preset paper --out reports/paper --workers 2
+	$(BIN)/cit-study study --preset paper --out $(PAPER_OUT) --workers 2
 
 smoke: $(STAMP)
-	$(BIN)/cit-study study --preset smoke --out reports/smoke
+	$(BIN)/cit-study study --preset smoke --out out/smoke
 
 # Side-by-side costs (record the tables in BENCHMARKS.md): every method against SeqFT, the step, feature cache and evaluation against their baselines, and the smoke and quick studies end to end.
 bench: $(STAMP)

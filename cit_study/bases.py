@@ -5,6 +5,7 @@
 # %% ../nbs/05_bases.ipynb #1e5e663c
 from __future__ import annotations
 import functools, math, time
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,17 +18,17 @@ from tqdm.auto import tqdm
 from transformers import OPTForCausalLM
 
 from .core import (ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, read_json,
-                            to_jsonable)
+                            to_jsonable, folder_fingerprint)
 from .tasks import Sample, sample_batches
 from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
                                  box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS, _a)
 from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
-__all__ = ['RECIPE_VERSION', 'LLM_FIELDS', 'VISION_FIELDS', 'DENSE_SOURCES', 'BaseConfig', 'stage_keys', 'fit', 'lm_loss',
-           'build_llm', 'image_text_pairs', 'contrastive_loss', 'ContrastiveHeads', 'build_vision', 'dense_description',
-           'dense_pairs', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip', 'base_path',
-           'get_base', 'initial_tasks']
+__all__ = ['RECIPE_VERSION', 'LLM_FIELDS', 'VISION_FIELDS', 'DENSE_SOURCES', 'BUILD_THREADS', 'BaseConfig', 'stage_keys', 'fit',
+           'lm_loss', 'build_llm', 'image_text_pairs', 'contrastive_loss', 'ContrastiveHeads', 'build_vision',
+           'dense_description', 'dense_pairs', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip',
+           'base_path', 'torch_threads', 'base_fingerprint', 'get_base', 'initial_tasks']
 
 # %% ../nbs/05_bases.ipynb #6bca254f
 @dataclass
@@ -283,7 +284,27 @@ def base_path(kind:str, # 'blip2' or 'instructblip'
     "The folder of a built base of `kind` (built now if missing)."
     if kind not in KINDS: raise ConfigError(f"base {kind!r}: expected one of {KINDS}")
     root = cache_dir(root) / "bases"; root.mkdir(parents=True, exist_ok=True)
-    return build_blip2(cfg, root) if kind == "blip2" else build_instructblip(cfg, root)
+    with torch_threads(BUILD_THREADS):
+        return build_blip2(cfg, root) if kind == "blip2" else build_instructblip(cfg, root)
+
+BUILD_THREADS = 2  # torch threads while a base is built, whatever the caller's setting: the same weights bit for bit on one machine
+
+@contextmanager
+def torch_threads(n:int):
+    "Run a block at `n` torch threads, then restore the caller's count."
+    old = torch.get_num_threads(); torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
+_FINGERPRINTS = {}
+
+def base_fingerprint(path:str|Path)->str:
+    "A hash of a built base's files (weights, tokenizer, configs; not its build log `done.json`): what a run starts from. Memoised per process until a file changes."
+    path = Path(path).resolve()
+    if not (path / "done.json").exists(): raise ConfigError(f"{path}: not a finished base (no done.json)")
+    sig = tuple((str(f), (s := f.stat()).st_size, s.st_mtime_ns) for f in sorted(path.rglob("*")) if f.is_file())
+    if (path, sig) not in _FINGERPRINTS: _FINGERPRINTS[(path, sig)] = folder_fingerprint(path, edge=2**30, exclude=("done.json",))
+    return _FINGERPRINTS[(path, sig)]
 
 def get_base(kind:str, cfg:BaseConfig, root:str|Path|None=None, device=None)->LMM:
     "The base of `kind`, loaded."

@@ -114,7 +114,7 @@ def _run(a):
         from cit_study.study import check_params, config_from_params, execute_run, open_results
         from cit_study.train import init_distributed
         rank, world = init_distributed()
-        cfg = config_from_params(check_params(params))
+        cfg = config_from_params(check_params(params), a.cache)
         out = open_results(a.results) / cfg.run_id
         if (out / "run.json").exists():  # finished: nothing is rerun or rewritten
             if rank == 0: print(f"run finished earlier: {out}")
@@ -122,8 +122,8 @@ def _run(a):
         execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0)
         if rank == 0: print(f"run written to {out}" + (f" ({world} processes)" if world > 1 else ""))
         return
-    from cit_study.study import check_params, config_from_params
-    done = (Path(a.results) / config_from_params(check_params(params)).run_id / "run.json").exists()
+    from cit_study.study import run_id_of
+    done = (Path(a.results) / run_id_of(params, a.cache) / "run.json").exists()
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
     print(f"run finished earlier: {out}" if done else f"run written to {out}")
 

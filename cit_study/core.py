@@ -63,11 +63,13 @@ def derive_seed(*parts)->int:
 
 # %% ../nbs/00_core.ipynb #2deb80d2
 def folder_fingerprint(path:str|Path, # a folder of model files (a checkpoint)
-                       edge:int=2**20 # bytes hashed at each end of a large file
+                       edge:int=2**20, # bytes hashed at each end of a large file
+                       exclude:tuple=() # relative names of files left out (a build log that differs between identical builds)
                       )->str:
     "A short hash of a folder's contents: every file's relative name and size, with all of a small file and both ends of a large one (weights), so a changed checkpoint changes it without reading gigabytes."
     path, h = Path(path), hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)):
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                    and p.relative_to(path).as_posix() not in exclude):
         size = f.stat().st_size; h.update(f"{f.relative_to(path).as_posix()}\0{size}\0".encode())
         with open(f, "rb") as fh:
             if size <= 2 * edge: h.update(fh.read())

@@ -19,7 +19,7 @@ from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
-from .bases import BaseConfig, get_base, initial_tasks, base_path
+from .bases import BaseConfig, get_base, initial_tasks, base_path, base_fingerprint
 from .metrics import cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
@@ -31,10 +31,11 @@ __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS'
            'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE',
            'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
            'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config',
-           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'WarmKernel',
-           'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
-           'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs',
-           'choose_strengths', 'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
+           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'run_id_of',
+           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit',
+           'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order',
+           'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study', 'encoder_similarities',
+           'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -64,6 +65,7 @@ class RunConfig:
     backend: str = field(default="tiny", metadata={"omit_default": True})  # the bases' model: 'tiny' (04_model, 05_bases) or 'minireal' (05a_minireal)
     max_len: int = field(default=0, metadata={"omit_default": True})  # longest prompt plus output in LLM tokens (0: the model's own: 48 built, 64 checkpoints)
     checkpoint_fingerprint: str = field(default="", metadata={"omit_default": True})  # set from the checkpoint folder's contents (core.folder_fingerprint)
+    base_fingerprint: str = field(default="", metadata={"omit_default": True})  # the built base's files (bases.base_fingerprint), recorded by `with_weights`
 
     def __post_init__(self):
         if isinstance(self.train, dict): self.train = from_dict(TrainConfig, self.train, "train")
@@ -89,6 +91,7 @@ class RunConfig:
                 raise ConfigError(f"checkpoint: {self.checkpoint} has changed since this config was written (fingerprint {fp}, recorded {self.checkpoint_fingerprint})")
             self.checkpoint_fingerprint = fp
         elif self.checkpoint_fingerprint: raise ConfigError("checkpoint_fingerprint: set without a checkpoint")
+        if self.checkpoint and self.base_fingerprint: raise ConfigError("base_fingerprint: set with a checkpoint (a checkpoint's is checkpoint_fingerprint)")
         clash = [t for t in self.stream if t in self.initial + self.evaluated]
         if clash: raise ConfigError(f"stream: task(s) {clash} are held-in tasks (initial tasks of the InstructBLIP-like base, evaluated on both bases)")
 
@@ -116,8 +119,20 @@ class RunConfig:
         if self.max_len: m.max_len = self.max_len
         return m
 
+    def with_weights(self, cache:str|Path|None=None)->RunConfig:
+        "This config with its built base's fingerprint recorded (the base built now if missing); refuses a base whose files differ from a recorded fingerprint."
+        if self.checkpoint: return self  # recorded in __post_init__
+        path = self.base_path(cache); fp = base_fingerprint(path)
+        if self.base_fingerprint and self.base_fingerprint != fp:
+            raise ConfigError(f"base_fingerprint: the base in {path} has fingerprint {fp}, not the recorded {self.base_fingerprint} (rebuilt or changed weights: another run)")
+        self.base_fingerprint = fp
+        return self
+
     @property
-    def run_id(self)->str: return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
+    def run_id(self)->str:
+        "`<base>-<strategy>-s<seed>-<hash of the config, starting weights' fingerprint included>`."
+        if not (self.checkpoint or self.base_fingerprint): raise ConfigError("run_id: the starting weights are not recorded yet (RunConfig.with_weights)")
+        return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
 
 # %% ../nbs/10_study.ipynb #5061ffe1
 METHODS = ["seqft", "joint", "ewc", "ewc_online", "mas", "si", "lora", "c_lora", "o_lora", "lwf", "er", "er_reservoir",
@@ -214,6 +229,8 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 precision:str="",        # 'fp32' or 'bf16' ('': the preset's)
                 max_len:int=0,           # longest prompt plus output in LLM tokens (0: the model's own)
                 eval_split:str="",       # 'test' or 'val' (the split every row scores; '': the preset's)
+                *, weights:bool=False,   # record the starting weights (`RunConfig.with_weights`: builds the base if missing), which the run id needs
+                cache:str|Path|None=None # folder of built bases, for `weights`
                )->RunConfig:
     "A validated run config from a preset and run parameters."
     p = preset(preset_name)
@@ -224,10 +241,11 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
     if eval_split: train["eval_split"] = eval_split
     bases = dict(p["bases"])
     bases["model"] = ModelConfig(**bases.get("model", {})); bases["world"] = WorldConfig(**bases.get("world", {}))
-    return RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
-                     stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
-                     train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint,
-                     datasets=list(datasets or []), backend=p.get("backend", "tiny"), max_len=max_len)
+    cfg = RunConfig(base=base, strategy=strategy, strategy_params=dict(strategy_params or {}),
+                    stream=list(stream or p["stream"]), seed=seed, preset=preset_name,
+                    train=from_dict(TrainConfig, train, "train"), bases=BaseConfig(**bases), checkpoint=checkpoint,
+                    datasets=list(datasets or []), backend=p.get("backend", "tiny"), max_len=max_len)
+    return cfg.with_weights(cache) if weights else cfg
 
 # %% ../nbs/10_study.ipynb #8e852022
 def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluated-only held-in tasks, first
@@ -301,6 +319,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
                 tuning:dict|None=None # where the strategy's strength came from (`apply_tuning`), recorded in run.json
                )->dict:
     "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
+    cfg.with_weights(cache)  # the run id covers the weights it starts from; a base changed since the config was written is refused
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "run.json").exists(): return read_run(out_dir / "run.json")  # finished: resuming has nothing left to do
     if dist_info()[0] != 0: return _execute_run(cfg, out_dir, cache, resume, progress, tuning)
@@ -367,12 +386,18 @@ def check_params(params:dict, template:str|Path=RUN_TEMPLATE)->dict:
         if not ok: raise ConfigError(f"parameter {k!r}: expected {type(d).__name__} like {d!r}, got {type(v).__name__} {v!r}")
     return {**known, **params}
 
-def config_from_params(params:dict)->RunConfig:
+def config_from_params(params:dict, cache:str|Path|None=None, # folder of built bases (None: the parameters' `cache`, else the default)
+                       weights:bool=True # record the starting weights (the run id needs them; builds a missing base)
+                      )->RunConfig:
     "The run config a template's parameters describe."
     return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
                        params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
                        params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""), params.get("max_len", 0),
-                       params.get("eval_split", ""))
+                       params.get("eval_split", ""), weights=weights, cache=cache or params.get("cache") or None)
+
+def run_id_of(params:dict, cache:str|Path|None=None)->str:
+    "The run id of a run's template parameters (validated), its base's weights included."
+    return config_from_params(check_params(params), cache).run_id
 
 # %% ../nbs/10_study.ipynb #c0c8ec48
 QUIET_KERNEL = ["--IPKernelApp.log_level=CRITICAL"]  # the kernel's own log (its TCP transport warning, its shutdown noise) stays out of the user's terminal; a cell's errors still reach the caller through papermill
@@ -411,7 +436,7 @@ def run_notebook(params:dict, # template parameters (validated here)
     "Execute one run through papermill; returns its folder."
     import papermill as pm
     params = check_params(params, template)
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, cache)
     out = Path(results) / cfg.run_id
     if (out / "run.json").exists(): return out  # finished
     open_results(results)
@@ -462,7 +487,7 @@ def load_sweep(path:str|Path)->dict:
 def run_once(params:dict, # template parameters of one run
              results:str|Path, cache:str|Path|None=None, threads:int=0, kernel:WarmKernel|None=None)->dict:
     "Run one run unless it is finished or another process holds its lock (resuming its checkpoints); {'run_id', 'status': 'done' or 'skipped'}."
-    rid = config_from_params(check_params(params)).run_id; out = Path(results) / rid
+    rid = run_id_of(params, cache); out = Path(results) / rid
     Path(results).mkdir(parents=True, exist_ok=True)
     if (out / "run.json").exists(): return {"run_id": rid, "status": "skipped"}
     try:
@@ -482,7 +507,7 @@ def run_all(runs:list, # template parameters, one dict per run
     import threading
     from concurrent.futures import ThreadPoolExecutor
     cfgs = {}
-    for r in runs: cfgs.setdefault(config_from_params(check_params(r)).run_id, r)  # refuse a bad run before running any
+    for r in runs: cfgs.setdefault(run_id_of(r, cache), r)  # refuse a bad run before running any
     done, skipped, failed, kernels = [], [], {}, {}
     bar = tqdm(total=len(cfgs), desc="runs", disable=not progress)
     def one(item):
@@ -529,7 +554,7 @@ def submit(runs:list, # template parameters, one dict per run
     import submitit
     if cluster not in ("slurm", "local"): raise ConfigError(f"cluster {cluster!r}: expected 'slurm' or 'local'")
     cfgs = {}
-    for r in runs: cfgs.setdefault(config_from_params(check_params(r)).run_id, r)  # refuse a bad run before submitting any
+    for r in runs: cfgs.setdefault(run_id_of(r, cache), r)  # refuse a bad run before submitting any
     open_results(results)
     todo = {rid: r for rid, r in cfgs.items() if not (Path(results) / rid / "run.json").exists()}
     out = {"done": [], "skipped": sorted(set(cfgs) - set(todo)), "failed": {}, "jobs": {}}
@@ -727,7 +752,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
         res = run_all(sorted(queue, key=lambda r: r["seed"]), out / "results", cache, progress, workers)  # stable: every study at the lowest seed first
         for k in ("done", "skipped"): outcome[k] += res[k]
         outcome["failed"].update(res["failed"])
-    run_ids = lambda rs: [config_from_params(check_params(r)).run_id for r in rs]
+    run_ids = lambda rs: [run_id_of(r, cache) for r in rs]
     ids = {"tuning": run_ids(plan["tuning"])} if "tuning" in plan else {}
     if ids:  # first: the other studies run at the strengths it chooses
         run(plan["tuning"])

@@ -1,5 +1,6 @@
 "Reliability, adversarially: runs killed with SIGKILL and resumed, repeated runs, bad input, numerical faults, concurrent sweeps, old results folders."
 import json, os, random, signal, subprocess, sys, time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from PIL import Image
 from conftest import BIN, cli
 from test_datasets_run import write_records
 from cit_study.core import ConfigError
-from cit_study.study import FORMAT_VERSION, RESULTS_MARKER, execute_run, make_config, read_run
+from cit_study.study import FORMAT_VERSION, RESULTS_MARKER, RunConfig, execute_run, make_config, read_run
 from cit_study.strategies import Strategy, register
 from cit_study.train import load_checkpoint
 
@@ -79,7 +80,7 @@ def test_killed_and_resumed_equals_uninterrupted(reference, tmp_path, point, n, 
 
 
 def test_a_second_writer_of_a_run_is_refused(tmp_path):
-    cfg = make_config("smoke", stream=["count"], steps_per_task=2)
+    cfg = make_config("smoke", stream=["count"], steps_per_task=2, weights=True)
     out = tmp_path / cfg.run_id; out.mkdir()
     with FileLock(str(out / ".running.lock")):
         with pytest.raises(ConfigError, match="being written by another process"):
@@ -215,3 +216,39 @@ def test_ctrl_c_is_one_line_exit_130_and_resume_finishes(tmp_path):
     cli(*args, "--resume")
     (run,) = tmp_path.glob("*/run.json")
     assert len(read_run(run)["matrix"]) == 3
+
+
+# The smoke recipe with fewer steps (the same stages and code): a build in seconds.
+FEWER_STEPS = dict(llm_steps=30, vision_steps=20, vl_steps=20, it_steps=10)
+BUILD = f"""
+import sys, torch; torch.set_num_threads(int(sys.argv[2]))
+from dataclasses import replace
+from cit_study.study import make_config
+from cit_study.bases import base_path, base_fingerprint
+b = replace(make_config("smoke").bases, **{FEWER_STEPS!r})
+print(base_fingerprint(base_path("blip2", b, sys.argv[1])), base_fingerprint(base_path("instructblip", b, sys.argv[1])))
+"""
+
+
+def test_base_building_is_deterministic_and_run_ids_name_the_weights(tmp_path):
+    "Two fresh processes (other torch thread counts, other hash seeds) build the same bases byte for byte; a run id follows the weights, not the recipe."
+    fps = []
+    for i, (threads, hashseed) in enumerate([(2, "0"), (1, "1")]):
+        p = subprocess.run([sys.executable, "-c", BUILD, str(tmp_path / f"cache{i}"), str(threads)], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "PYTHONHASHSEED": hashseed})
+        assert p.returncode == 0, p.stderr[-2000:]
+        fps.append(p.stdout.split())
+    assert fps[0] == fps[1]
+    a, b = tmp_path / "cache0" / "bases", tmp_path / "cache1" / "bases"
+    files = sorted(f.relative_to(a) for f in a.rglob("*") if f.is_file() and f.name != "done.json" and not f.name.endswith(".lock"))
+    assert len(files) >= 10 and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)  # every stage, every file
+    # the run id: the same for the same weights, another for other weights under the same recipe
+    cfg = lambda: RunConfig(bases=replace(make_config("smoke").bases, **FEWER_STEPS), stream=["classify"])
+    rid = cfg().with_weights(tmp_path / "cache0").run_id
+    assert cfg().with_weights(tmp_path / "cache1").run_id == rid
+    recorded = cfg().with_weights(tmp_path / "cache1")
+    w = next((b / "blip2").glob("*/model/model.safetensors")); data = bytearray(w.read_bytes()); data[len(data) // 2] ^= 1; w.write_bytes(bytes(data))
+    assert cfg().with_weights(tmp_path / "cache1").run_id != rid
+    with pytest.raises(ConfigError, match="base_fingerprint: the base in .* has fingerprint"):
+        execute_run(recorded, tmp_path / "run", tmp_path / "cache1", progress=False)  # a config written for other weights is refused
+    assert not (tmp_path / "run" / "run.json").exists()

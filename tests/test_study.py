@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, ROOT
-from cit_study.core import ConfigError, read_json
+from cit_study.core import ConfigError, read_json, config_hash
 from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
                              WarmKernel, run_all, plan_study, stream_order, config_from_params)
 from cit_study.metrics import cl_summary
@@ -221,7 +221,7 @@ def test_study_plan_covers_each_axis(monkeypatch):
     import cit_study.study as study_mod
     from cit_study.study import decision_similarities, tau_grid
     plan = plan_study("quick", ["forgetting", "pairwise"])
-    ids = lambda name: {config_from_params(check_params(r)).run_id for r in plan[name]}
+    ids = lambda name: {config_hash(config_from_params(check_params(r), weights=False)) for r in plan[name]}  # configs: run ids add the weights
     assert len(ids("forgetting")) == len(plan["forgetting"])  # no duplicates
     assert {tuple(r["stream"]) for r in plan["pairwise"]} == {(a, b) for a in make_config("quick").stream for b in make_config("quick").stream if a != b}
     assert stream_order("reverse", "blip2", "quick") == make_config("quick").stream[::-1]
