@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 
-from .core import ConfigError, read_json
+from .core import ConfigError, check_has_runs
 
 # %% auto #0
 __all__ = ['PRESET_NAMES', 'split_names', 'parse_kv', 'build_parser', 'read_datasets', 'main']
@@ -60,7 +60,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument("--cache", default=None, help="cache folder for built bases")
     s.add_argument("--submit", default="", choices=["", "slurm", "local"], help="submit one job per run through submitit (slurm), or run the jobs as local subprocesses (local); the YAML's executor mapping gives the job parameters")
     s.add_argument("--no-wait", action="store_true", help="with --submit: return once the jobs are queued")
-    rp = sub.add_parser("report", help="build the report site of a results folder", description="Build the publishable report folder: OUT/index.html (setup, the paper's claims, every run), OUT/STUDY.html per study template and OUT/runs/RUN_ID.html per run notebook, code hidden. With --out FILE.html, write only the forgetting report to that file.")
+    rp = sub.add_parser("report", help="build the report site of a results folder", description="Build the publishable report folder: OUT/index.html (setup, the paper's claims, every run), OUT/STUDY.html per study template and OUT/runs/RUN_ID.html per run notebook, code hidden. The site is built aside and moved into OUT only when every page rendered; a failed study or a damaged run.json stops it with one line naming it, and OUT stays as it was. With --out FILE.html, write only the forgetting report to that file.")
     rp.add_argument("results", help="results folder")
     rp.add_argument("--out", default=None, help="site folder (default: RESULTS-site, a folder of its own beside RESULTS); a path ending in .html writes only the forgetting report")
     rp.add_argument("--stream", default="", help="the study's default stream, comma-separated, for the claims (default: the runs' preset's)")
@@ -138,6 +138,7 @@ def _sweep(a):
     return 1 if res["failed"] else 0
 
 def _report(a):
+    check_has_runs(a.results)  # an empty folder is refused before the report's libraries load
     if a.out and a.out.endswith(".html"):
         from cit_study.report import build_report
         print(f"report written to {build_report(a.results, a.out)}"); return 0
@@ -149,11 +150,7 @@ def _report(a):
         studies = dict(s.split("=", 1) for s in a.study)
     res = Path(a.results).resolve()
     out = Path(a.out) if a.out else res.with_name(res.name + "-site")  # never loose files in the user's folder
-    index = build_site(a.results, out, studies, split_names(a.stream) or None, a.title)
-    failed = {k: v for k, v in read_json(index.parent / "site.json")["studies"].items() if v}
-    print(f"site written to {index}")
-    for k, v in failed.items(): print(f"cit-study report: study {k} failed: {v.splitlines()[-1] if v else ''}", file=sys.stderr)
-    return 1 if failed else 0
+    print(f"site written to {build_site(a.results, out, studies, split_names(a.stream) or None, a.title)}")  # only once every page rendered
 
 def _study(a):
     from cit_study.study import run_study

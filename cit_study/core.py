@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'folder_fingerprint', 'seed_everything',
-           'failpoint', 'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'torch_load_checked',
-           'read_json', 'check_type', 'from_dict', 'versions', 'git_revision', 'hardware', 'default_device', 'adamw']
+__all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'folder_fingerprint', 'check_has_runs',
+           'seed_everything', 'failpoint', 'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save',
+           'torch_load_checked', 'read_json', 'check_type', 'from_dict', 'versions', 'git_revision', 'hardware',
+           'default_device', 'adamw']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -75,6 +76,16 @@ def folder_fingerprint(path:str|Path, # a folder of model files (a checkpoint)
             if size <= 2 * edge: h.update(fh.read())
             else: h.update(fh.read(edge)); fh.seek(size - edge); h.update(fh.read(edge))
     return h.hexdigest()[:16]
+
+# %% ../nbs/00_core.ipynb #d33f7ad5
+def check_has_runs(results:str|Path # a results folder (one folder per run)
+                  )->Path:
+    "`results` if it holds at least one run (finished `run.json` or failed `error.json`); else one clear error. Cheap: the report command calls it before loading anything heavy."
+    results = Path(results)
+    if not results.is_dir(): raise ConfigError(f"{results}: results folder not found")
+    if not any(results.glob("*/run.json")) and not any(results.glob("*/error.json")):
+        raise ConfigError(f"{results}: no runs to report (no <run>/run.json or <run>/error.json in it)")
+    return results
 
 # %% ../nbs/00_core.ipynb #60e14131
 def seed_everything(seed:int # root seed

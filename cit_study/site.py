@@ -4,11 +4,11 @@
 
 # %% ../nbs/14_site.ipynb #6f58ce0f
 from __future__ import annotations
-import html, json, os, re
+import html, json, os, re, shutil, tempfile
 from collections import Counter
 from pathlib import Path
 
-from .core import ConfigError, atomic_write_bytes, atomic_write_json, read_json
+from .core import ConfigError, atomic_write_bytes, atomic_write_json, read_json, check_has_runs
 from .study import EXPERIMENTS, RUN_TEMPLATE, PRESETS, QUIET_KERNEL, template_params
 from .report import load_results, load_failures, notebook_html, inline_figures, BASE_NAMES
 from .claims import claims_table, NAMES
@@ -213,35 +213,51 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                title:str="cit-study report", # the index page's title
                workers:int=1 # study pages executed at once (each in its own kernel) while this process converts the run pages
               )->Path:
-    "Build the publishable report folder over `results`; returns `out/index.html`."
+    "Build the publishable report folder over `results` in a staging folder and move it into place only when every page rendered; returns `out/index.html`."
     results, out = Path(results).resolve(), Path(out).resolve()  # absolute: the pages' kernels start in folders of their own
-    runs, failures = load_results(results), load_failures(results)  # refuses a missing folder or an old run format
+    runs, failures = load_results(results), load_failures(results)  # refuses a missing folder, an old run format or a damaged run.json, by name
+    check_has_runs(results)
     studies = default_studies() if studies is None else dict(studies)
     for name, tpl in studies.items():
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name == "index": raise ConfigError(f"studies: name {name!r} must be letters, digits, '_' or '-' (and not 'index')")
         if "results_dir" not in template_params(tpl): raise ConfigError(f"studies.{name}: {tpl} has no results_dir parameter")
     default_stream = list(default_stream) if default_stream else guess_stream(runs)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
     pages = {r["run_id"] for r in runs if (results / r["run_id"] / "run.ipynb").exists()}
-    from concurrent.futures import ThreadPoolExecutor
-    status = {}
-    with ThreadPoolExecutor(max(1, workers)) as ex:  # the study pages run in kernels of their own meanwhile
-        jobs = {name: ex.submit(render_study, tpl, results, out / f"{name}.html", _nav("index.html", title), out / NB_CSS) for name, tpl in studies.items()}
-        for rid in sorted(pages):
-            atomic_write_bytes(out / "runs" / f"{rid}.html", _with_nav(notebook_html(results / rid / "run.ipynb"), _nav("../index.html", title), out / NB_CSS, f"../{NB_CSS}").encode())
-        for p in (out / "runs").glob("*.html"):
-            if p.stem not in pages: p.unlink()
-        for name, job in jobs.items():
-            try: job.result(); status[name] = None
-            except Exception as e:
-                status[name] = _error_text(e)
-                body = f"{_nav('index.html', title)}<h1>{html.escape(name)}: the report failed</h1><pre>{html.escape(status[name])}</pre>"
-                atomic_write_bytes(out / f"{name}.html", _page(f"{name} (failed)", body).encode())
     sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
     sjd = read_json(sj) if sj.exists() else {}
     plan = sjd.get("studies") or None
-    atomic_write_json(out / "site.json", {"title": title, "results": os.path.relpath(results, out.resolve()), "default_stream": default_stream,
-                                          "studies": status, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
-                                          "planned": {k: len(v) for k, v in (plan or {}).items()}})
-    atomic_write_bytes(out / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd).encode())
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".site-building-", dir=out))  # hidden, beside the site: the move into place is a rename
+    try:
+        (stage / "runs").mkdir()
+        from concurrent.futures import ThreadPoolExecutor
+        errors = {}
+        with ThreadPoolExecutor(max(1, workers)) as ex:  # the study pages run in kernels of their own meanwhile
+            jobs = {name: ex.submit(render_study, tpl, results, stage / f"{name}.html", _nav("index.html", title), stage / NB_CSS) for name, tpl in studies.items()}
+            for rid in sorted(pages):
+                atomic_write_bytes(stage / "runs" / f"{rid}.html", _with_nav(notebook_html(results / rid / "run.ipynb"), _nav("../index.html", title), stage / NB_CSS, f"../{NB_CSS}").encode())
+            for name, job in jobs.items():
+                try: job.result()
+                except Exception as e: errors[name] = _error_text(e)
+        if errors:
+            raise ConfigError(f"report site not written ({out} is as it was; the runs are kept): " + "; ".join(
+                f"study {k} ({studies[k]}) failed: {v.splitlines()[-1] if v else '?'}" for k, v in errors.items()))
+        status = {name: None for name in studies}
+        atomic_write_json(stage / "site.json", {"title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
+                                                "studies": status, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
+                                                "planned": {k: len(v) for k, v in (plan or {}).items()}})
+        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd).encode())
+        _publish(stage, out)
+    finally: shutil.rmtree(stage, ignore_errors=True)
     return out / "index.html"
+
+def _publish(stage:Path, out:Path):
+    "Move a built site from `stage` into `out` (which may hold other things, such as the results): the run pages as one folder, the index last; pages of an earlier site that this one no longer has are removed."
+    old = read_json(out / "site.json") if (out / "site.json").exists() else {}
+    new = read_json(stage / "site.json")["studies"]
+    if (out / "runs").exists(): os.replace(out / "runs", stage / ".runs-before")
+    os.replace(stage / "runs", out / "runs")
+    files = sorted((p for p in stage.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name == "index.html")
+    for p in files: os.replace(p, out / p.name)
+    for name in set(old.get("studies") or {}) - set(new): (out / f"{name}.html").unlink(missing_ok=True)
+

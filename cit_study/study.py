@@ -30,12 +30,12 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED',
            'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE',
            'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
-           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'run_similarity_config',
-           'open_results', 'execute_run', 'template_params', 'check_params', 'config_from_params', 'run_id_of',
-           'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit',
-           'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid', 'stream_order',
-           'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study', 'encoder_similarities',
-           'run_study']
+           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'check_run',
+           'run_similarity_config', 'open_results', 'execute_run', 'template_params', 'check_params',
+           'config_from_params', 'run_id_of', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
+           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
+           'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study',
+           'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -286,10 +286,27 @@ def format_matrix(tasks:list, predictions:list # per row, task -> id -> output (
             for row in predictions]
 
 def read_run(path:str|Path)->dict:
-    "Read a run.json, refusing other format versions."
+    "Read a run.json, refusing other format versions and a damaged run (a missing field, a matrix of the wrong shape) by the file's name."
     r = read_json(path)
-    if r.get("format_version") != FORMAT_VERSION:
-        raise ConfigError(f"{path}: format_version {r.get('format_version')!r}, this version reads {FORMAT_VERSION}")
+    if not isinstance(r, dict) or r.get("format_version") != FORMAT_VERSION:
+        raise ConfigError(f"{path}: format_version {r.get('format_version') if isinstance(r, dict) else None!r}, this version reads {FORMAT_VERSION}")
+    return check_run(r, path)
+
+_RUN_FIELDS = {"run_id": str, "config": dict, "tasks": list, "n_initial": int, "matrix": list, "summary": dict, "wall_seconds": (int, float)}
+
+def check_run(r:dict, path:str|Path="run.json")->dict:
+    "`r` if it is a whole run: its fields, its stream at the end of its tasks, and a matrix of row 0 plus a row per stream task, a number (or null) per task."
+    for k, t in _RUN_FIELDS.items():
+        if not isinstance(r.get(k), t): raise ConfigError(f"{path}: field {k!r} is missing or not {getattr(t, '__name__', 'a number')}")
+    for k in ("base", "strategy", "seed", "stream"):
+        if k not in r["config"]: raise ConfigError(f"{path}: field 'config.{k}' is missing")
+    tasks, m, stream = r["tasks"], r["matrix"], r["tasks"][r["n_initial"]:]
+    if stream != r["config"]["stream"]: raise ConfigError(f"{path}: tasks after the first n_initial={r['n_initial']} are {stream}, config.stream is {r['config']['stream']}")
+    shape = (len(m), sorted({len(row) if isinstance(row, list) else -1 for row in m}))
+    if len(m) != 1 + len(stream) or shape[1] != [len(tasks)]:
+        raise ConfigError(f"{path}: matrix has {shape[0]} rows of {'/'.join(map(str, shape[1]))} values, expected {1 + len(stream)} rows (row 0 and one per stream task) of {len(tasks)} (one per task)")
+    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for row in m for v in row):
+        raise ConfigError(f"{path}: matrix holds a value that is not a number")
     return r
 
 def run_similarity_config(strategy)->SimilarityConfig:
@@ -439,10 +456,10 @@ def run_notebook(params:dict, # template parameters (validated here)
     cfg = config_from_params(params, cache)
     out = Path(results) / cfg.run_id
     if (out / "run.json").exists(): return out  # finished
-    open_results(results)
     used = set(cfg.initial) | set(cfg.stream)
-    for d in cfg.datasets:  # a bad annotation file or a missing image of a task the run uses stops it here, before a kernel starts
+    for d in cfg.datasets:  # a bad annotation file or a missing image of a task the run uses stops it here, before a kernel starts (and before a results folder is made)
         if d["name"] in used: check_dataset(d)
+    open_results(results)
     out.mkdir(parents=True, exist_ok=True)
     params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": progress,
               "threads": threads}

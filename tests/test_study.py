@@ -126,6 +126,19 @@ def test_cli_run_and_report(tmp_path):
     p = cli("report", res)  # no --out: a site folder of its own beside RESULTS, nothing loose next to it
     assert (tmp_path / "results-site" / "index.html").exists() and (tmp_path / "results-site" / "runs").is_dir(), p.stdout
     assert sorted(x.name for x in tmp_path.iterdir() if not x.name.startswith(".")) == ["report.html", "report.ipynb", "results", "results-site"]
+    site = {f: f.read_bytes() for f in (tmp_path / "results-site").rglob("*") if f.is_file()}
+    # a folder without runs: refused in one line, no site
+    (tmp_path / "empty").mkdir()
+    p = cli("report", tmp_path / "empty", check=False)
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no runs to report" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "empty-site").exists()
+    # a damaged run (a matrix of the wrong shape): named by its file; the site built before stays as it was
+    bad = tmp_path / "bad" / run_dir.name; bad.mkdir(parents=True)
+    r["matrix"] = r["matrix"][:-1]; (bad / "run.json").write_text(json.dumps(r))
+    p = cli("report", tmp_path / "bad", "--out", tmp_path / "results-site", check=False)
+    assert p.returncode == 2 and str(bad / "run.json") in p.stderr and "matrix has 2 rows" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert {f: f.read_bytes() for f in (tmp_path / "results-site").rglob("*") if f.is_file()} == site
+    assert not [f for f in (tmp_path / "results-site").iterdir() if f.name.startswith(".")]  # nothing staged is left
 
 
 @pytest.mark.parametrize("args,culprit", [
