@@ -77,7 +77,7 @@ readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs
+	$(BIN)/jupyter lab nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Optional: Salesforce LAVIS in its own environment, to cross-check imported LAVIS checkpoints against LAVIS's own model code
 # (scripts/lavis_crosscheck.py). It pins transformers 4.26 and pulls a CUDA torch (~7 GB): never in .venv.

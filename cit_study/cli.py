@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #6f667b88
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 from .core import ConfigError, check_has_runs
@@ -36,7 +36,9 @@ def build_parser()->argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: runs, sweeps, reports.")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error instead of one line")
     sub = p.add_subparsers(dest="cmd", required=True)
+    quiet = lambda q: q.add_argument("--quiet", action="store_true", help="no progress bars (bases, runs, tasks, steps, evaluation); errors are still shown")
     r = sub.add_parser("run", help="run one task stream (through the papermill template)", description="Run one task stream with one strategy on one base; writes RESULTS/<run_id>/run.json and the executed notebook.")
+    quiet(r)
     r.add_argument("--preset", default="smoke", help=f"preset giving sizes and the default stream ({', '.join(PRESET_NAMES)})")
     r.add_argument("--base", default="blip2", help="starting point: blip2 (BLIP-2-like) or instructblip (InstructBLIP-like)")
     r.add_argument("--strategy", default="seqft", help="continual-learning strategy by registered name")
@@ -55,7 +57,7 @@ def build_parser()->argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
     r.add_argument("--in-process", action="store_true", help="run here instead of through the papermill template (no executed notebook); what `torchrun` / `accelerate launch` start for data-parallel training")
     s = sub.add_parser("sweep", help="run every point of a grid (YAML)", description="Run every combination of a YAML grid, skipping finished runs and recording failures.")
-    s.add_argument("grid", help="YAML file with preset, grid and optional params")
+    quiet(s); s.add_argument("grid", help="YAML file with preset, grid and optional params")
     s.add_argument("--results", default="results", help="results folder")
     s.add_argument("--cache", default=None, help="cache folder for built bases")
     s.add_argument("--submit", default="", choices=["", "slurm", "local"], help="submit one job per run through submitit (slurm), or run the jobs as local subprocesses (local); the YAML's executor mapping gives the job parameters")
@@ -67,7 +69,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
     st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (tuning first, then forgetting, thresholds, encoders, order, pairwise at the strengths tuning chose; finished runs are skipped) and build the report site in OUT.")
-    st.add_argument("--preset", default="quick", help=f"study size, one of {', '.join(PRESET_NAMES)} (quick: the embedded default; paper: the published study; minireal: the forgetting study on mini-real, for a GPU)")
+    quiet(st); st.add_argument("--preset", default="quick", help=f"study size, one of {', '.join(PRESET_NAMES)} (quick: the embedded default; paper: the published study; minireal: the forgetting study on mini-real, for a GPU)")
     st.add_argument("--studies", default="", help="comma-separated studies to run (default: all of the preset's)")
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
@@ -119,17 +121,17 @@ def _run(a):
         if (out / "run.json").exists():  # finished: nothing is rerun or rewritten
             if rank == 0: print(f"run finished earlier: {out}")
             return
-        execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0)
+        execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0 and not a.quiet)
         if rank == 0: print(f"run written to {out}" + (f" ({world} processes)" if world > 1 else ""))
         return
     from cit_study.study import run_id_of
     done = (Path(a.results) / run_id_of(params, a.cache) / "run.json").exists()
-    out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=True)
+    out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=not a.quiet)
     print(f"run finished earlier: {out}" if done else f"run written to {out}")
 
 def _sweep(a):
     from cit_study.study import load_sweep, sweep
-    res = sweep(load_sweep(a.grid), a.results, a.cache, submit_to=a.submit, wait=not a.no_wait)
+    res = sweep(load_sweep(a.grid), a.results, a.cache, progress=not a.quiet, submit_to=a.submit, wait=not a.no_wait)
     if a.submit and a.no_wait:
         print(f"submitted {len(res['jobs'])} job(s), skipped {len(res['skipped'])} (finished); job ids in {Path(a.results) / '_jobs' / 'submitted.json'}")
         return 0
@@ -155,7 +157,7 @@ def _report(a):
 def _study(a):
     from cit_study.study import run_study
     if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
-    res = run_study(a.preset, a.out, a.cache, studies=[x for x in a.studies.split(",") if x] or None, workers=a.workers)
+    res = run_study(a.preset, a.out, a.cache, progress=not a.quiet, studies=[x for x in a.studies.split(",") if x] or None, workers=a.workers)
     print(f"study {a.preset}: bases {res['bases_seconds']/60:.1f} min, runs {res['runs_seconds']/60:.1f} min, "
           f"total {res['total_seconds']/60:.1f} min; report {res['report']}")
     return 1 if res["sweep"]["failed"] else 0
@@ -184,6 +186,7 @@ def _bench(a):
 def main(argv:list|None=None)->int:
     "Entry point of the `cit-study` command."
     a = build_parser().parse_args(argv)
+    if getattr(a, "quiet", False): os.environ["TQDM_DISABLE"] = "1"  # every bar, base building's included (tqdm reads it)
     try: return {"run": _run, "sweep": _sweep, "report": _report, "study": _study, "bench": _bench}[a.cmd](a) or 0
     except (ConfigError, RuntimeError, FloatingPointError, OSError, KeyboardInterrupt) as e:
         if a.debug: raise

@@ -14,7 +14,7 @@ from .report import load_results, load_failures, notebook_html, inline_figures, 
 from .claims import claims_table, NAMES
 
 # %% auto #0
-__all__ = ['NB_CSS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'build_site']
+__all__ = ['NB_CSS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'has_runs', 'build_site']
 
 # %% ../nbs/14_site.ipynb #6c75e6d3
 def default_studies(folder:str|Path=EXPERIMENTS # folder of papermill templates
@@ -174,7 +174,8 @@ def index_html(title:str, # page title
                studies:dict, # study name -> None (built) or its error message
                run_pages:set, # run ids that have a notebook page
                plan:dict|None=None, # study name -> its planned run ids (`study.json`), to show how many finished
-               timing:dict|None=None # `study.json`'s timing, for the setup table
+               timing:dict|None=None, # `study.json`'s timing, for the setup table
+               without_runs:list=() # studies not built because the folder has no runs for them
               )->str:
     "The index page: setup, claims, study reports, every run, failed runs."
     out = [f"<h1>{html.escape(title)}</h1>",
@@ -189,7 +190,8 @@ def index_html(title:str, # page title
             parts = [f"{k} of {len(ids)} planned runs finished"] + ([f"{f} failed"] if f else []) + ([f"{len(ids) - k - f} not run"] if len(ids) - k - f else [])
             link += f' <span class="{"muted" if k == len(ids) else "failed"}">({", ".join(parts)})</span>'
         out.append(f"<li>{link}</li>" if err is None else f'<li>{link} <span class="failed">failed: {html.escape(err)}</span></li>')
-    out.append("</ul>" if studies else "<li>none</li></ul>")
+    out += [f'<li>{html.escape(name)} <span class="muted">(no runs of this study in this folder)</span></li>' for name in without_runs]
+    out.append("</ul>" if studies or without_runs else "<li>none</li></ul>")
     rows = []
     for r in sorted(runs, key=lambda r: (r["config"]["base"], r["config"]["strategy"], r["config"]["stream"], r["config"]["seed"], r["run_id"])):
         c = r["config"]
@@ -206,6 +208,21 @@ def index_html(title:str, # page title
     return _page(title, "\n".join(out))
 
 # %% ../nbs/14_site.ipynb #711167ae
+_KINDS = {  # without a study.json: the runs a study's report reads, recognised by their settings
+    "thresholds": lambda r, s: r["config"]["strategy"] == "ts_eproj",
+    "encoders": lambda r, s: r["config"]["strategy"] in ("tir_ewc", "tir_mas", "tir_si", "ts_eproj"),
+    "order": lambda r, s: sorted(r["config"]["stream"]) == sorted(s) and list(r["config"]["stream"]) != list(s),
+    "pairwise": lambda r, s: len(r["config"]["stream"]) == 2,
+    "tuning": lambda r, s: r["config"].get("train", {}).get("eval_split") == "val"}
+
+def has_runs(study:str, # a study's name
+             runs:list, # the folder's finished runs
+             plan:dict|None, # study name -> planned run ids (`study.json`), when there is one
+             default_stream:list)->bool:
+    "Whether a study's report has runs to show: its planned runs that finished, or (without a plan) runs of its kind; a study of another name always."
+    if plan is not None and study in plan: return bool(set(plan[study]) & {r["run_id"] for r in runs})
+    return study not in _KINDS or any(_KINDS[study](r, default_stream) for r in runs)
+
 def build_site(results:str|Path, # results folder of a study (one folder per run)
                out:str|Path, # the site folder (may hold `results`)
                studies:dict|None=None, # study name -> papermill template with a `results_dir` parameter (None: `default_studies()`)
@@ -226,6 +243,8 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
     sjd = read_json(sj) if sj.exists() else {}
     plan = sjd.get("studies") or None
+    empty = [name for name in studies if not has_runs(name, runs, plan, default_stream)]  # nothing to show: no page, no kernel
+    studies = {k: v for k, v in studies.items() if k not in empty}
     out.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=".site-building-", dir=out))  # hidden, beside the site: the move into place is a rename
     try:
@@ -244,9 +263,9 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                 f"study {k} ({studies[k]}) failed: {v.splitlines()[-1] if v else '?'}" for k, v in errors.items()))
         status = {name: None for name in studies}
         atomic_write_json(stage / "site.json", {"title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
-                                                "studies": status, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
+                                                "studies": status, "without_runs": empty, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
                                                 "planned": {k: len(v) for k, v in (plan or {}).items()}})
-        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd).encode())
+        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty).encode())
         _publish(stage, out)
     finally: shutil.rmtree(stage, ignore_errors=True)
     return out / "index.html"

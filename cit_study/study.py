@@ -5,6 +5,7 @@
 # %% ../nbs/10_study.ipynb #4d102efa
 from __future__ import annotations
 import itertools, math, os, time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,10 +33,10 @@ __all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS'
            'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
            'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'check_run',
            'run_similarity_config', 'open_results', 'execute_run', 'template_params', 'check_params',
-           'config_from_params', 'run_id_of', 'WarmKernel', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
-           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
-           'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study',
-           'encoder_similarities', 'run_study']
+           'config_from_params', 'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid',
+           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
+           'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths',
+           'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
@@ -332,7 +333,8 @@ def open_results(results:str|Path, create:bool=True # False: only check (a folde
         atomic_write_json(marker, {"format_version": FORMAT_VERSION})
     return results
 
-def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False, progress:bool=True,
+def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False,
+                progress:bool|str|Path=True, # bars: off, on (tqdm.auto), or written as text to this file (`train.progress_bar`)
                 tuning:dict|None=None # where the strategy's strength came from (`apply_tuning`), recorded in run.json
                )->dict:
     "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
@@ -348,7 +350,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
     (out_dir / ".running.lock").unlink(missing_ok=True)  # finished: a later writer stops at run.json before it would lock
     return run
 
-def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress:bool, tuning:dict|None=None)->dict:
+def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuning:dict|None=None)->dict:
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
     model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
@@ -444,9 +446,33 @@ class WarmKernel:
     def __enter__(self): return self
     def __exit__(self, *a): self.close()
 
+@contextmanager
+def relay_progress(path:Path|None, # the file a run's kernel writes its bars to (None: nothing to relay)
+                   to=None, # where to copy it (default: this process's stderr)
+                   every:float=0.5 # seconds between reads
+                  ):
+    "Copy what is appended to `path` to `to` while the block runs, then remove the file: a kernel's progress bars in this process's terminal."
+    if path is None: yield; return
+    import sys, threading
+    to = to or sys.stderr; Path(path).write_text(""); stop = threading.Event(); last = ["\n"]
+    def pump():
+        with open(path, encoding="utf-8", errors="replace") as f:
+            while True:
+                chunk = f.read()
+                if chunk: to.write(chunk); to.flush(); last[0] = chunk[-1]
+                elif stop.is_set(): return
+                else: stop.wait(every)
+    t = threading.Thread(target=pump, daemon=True); t.start()
+    try: yield
+    finally:
+        stop.set(); t.join(10); Path(path).unlink(missing_ok=True)
+        if last[0] != "\n": to.write("\n"); to.flush()  # what this process prints next starts on a line of its own
+
 def run_notebook(params:dict, # template parameters (validated here)
                  results:str|Path, # results folder; the run goes to results/<run_id>
-                 cache:str|Path|None=None, resume:bool=False, progress:bool=False, template=RUN_TEMPLATE,
+                 cache:str|Path|None=None, resume:bool=False,
+                 progress:bool=False, # the run's bars (tasks, steps, evaluation) in this process's terminal, relayed from its kernel
+                 template=RUN_TEMPLATE,
                  threads:int=0, # torch threads in the run's kernel (0: torch's default)
                  kernel:WarmKernel|None=None # reuse this kernel (None: a fresh kernel for this run)
                 )->Path:
@@ -461,12 +487,16 @@ def run_notebook(params:dict, # template parameters (validated here)
         if d["name"] in used: check_dataset(d)
     open_results(results)
     out.mkdir(parents=True, exist_ok=True)
-    params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": progress,
-              "threads": threads}
+    try:  # a run another process is writing is refused now, before a kernel starts (the kernel's execute_run then takes the lock itself)
+        with FileLock(str(out / ".running.lock"), timeout=0): pass
+    except Timeout: raise ConfigError(f"run {cfg.run_id}: {out} is being written by another process (wait for it, or stop it and use --resume)") from None
+    bars = (out / ".progress.log").resolve() if progress else None  # the kernel's bars as text, relayed here; the notebook keeps none
+    params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": False,
+              "progress_file": str(bars or ""), "threads": threads}
     partial = out / ".run.partial.ipynb"
     try:
         from cit_study.report import inline_figures
-        with inline_figures():  # the kernel draws figures into the executed notebook whatever the caller's backend
+        with inline_figures(), relay_progress(bars):  # the kernel draws figures into the executed notebook whatever the caller's backend
             extra = {"km": kernel.get()} if kernel is not None else {"extra_arguments": QUIET_KERNEL}
             pm.execute_notebook(str(template), str(partial), parameters=params, progress_bar=False, **extra)  # no cwd: it would chdir the whole process
     except Exception as e:

@@ -4,13 +4,14 @@
 
 # %% ../nbs/09_train.ipynb #97231756
 from __future__ import annotations
-import math, time, warnings
+import math, os, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from tqdm.auto import tqdm
+from tqdm.std import tqdm as text_tqdm
 
 from .core import ConfigError, derive_seed, atomic_torch_save, torch_load_checked, adamw, failpoint
 from .tasks import sample_batches
@@ -18,8 +19,8 @@ from .metrics import task_score
 from .model import trainable_state, load_trainable_state
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'evaluate', 'dist_info', 'run_device', 'init_distributed', 'all_reduce_',
-           'broadcast_state', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
+__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'dist_info', 'run_device', 'init_distributed',
+           'all_reduce_', 'broadcast_state', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -43,11 +44,24 @@ class TrainConfig:
         if self.precision not in PRECISIONS: raise ConfigError(f"TrainConfig.precision: {self.precision!r} is not one of {PRECISIONS}")
         if self.eval_split not in ("test", "val"): raise ConfigError(f"TrainConfig.eval_split: {self.eval_split!r} is not one of ('test', 'val')")
 
+# %% ../nbs/09_train.ipynb #c033703a
+_PROGRESS_FILE = [None, None]  # the path and open handle of the file bars go to
+
+def progress_bar(iterable=None, progress:bool|str|Path=True, **kw):
+    "A tqdm bar per `progress`: none when false, plain text appended to the file it names when a path, else tqdm.auto."
+    if isinstance(progress, (str, Path)) and str(progress):
+        p = str(progress)
+        if _PROGRESS_FILE[0] != p or _PROGRESS_FILE[1].closed or not os.path.exists(p):
+            if _PROGRESS_FILE[1] is not None: _PROGRESS_FILE[1].close()
+            _PROGRESS_FILE[:] = [p, open(p, "a", buffering=1, encoding="utf-8")]
+        return text_tqdm(iterable, file=_PROGRESS_FILE[1], ncols=100, **kw)
+    return tqdm(iterable, disable=not progress, **kw)
+
 # %% ../nbs/09_train.ipynb #76eff90b
-def evaluate(strategy, tasks:list, eval_bs:int=64)->tuple:
+def evaluate(strategy, tasks:list, eval_bs:int=64, progress:bool|str|Path=False, desc:str="evaluate")->tuple:
     "Scores (task -> 0-100) and predictions (task -> id -> output) on every task's test split."
     scores, preds = {}, {}
-    for t in tasks:
+    for t in progress_bar(tasks, progress, desc=desc, leave=False, mininterval=2):
         outs = strategy.predict(t.test, t.spec.max_new_tokens, eval_bs)
         preds[t.name] = {s.id: o for s, o in zip(t.test, outs)}
         scores[t.name] = task_score(t.spec.metric, preds[t.name], {s.id: s.ref for s in t.test})
@@ -144,7 +158,7 @@ def _finite_grads(params:list)->bool:
     gs = [p.grad for p in params if p.grad is not None]
     return not gs or bool(torch.isfinite(torch.stack(torch._foreach_norm(gs))).all())
 
-def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool=True)->dict:
+def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool|str|Path=True)->dict:
     "Train stream task `i` (1-based); returns steps done, the mean task loss, the penalty's mean and maximum (or its value at the end, for penalties applied as gradients), and any warnings."
     data, steps = strategy.train_data(i, task), strategy.steps(i, task, cfg.steps_per_task)
     if steps == 0 or not data: return {"steps": 0, "loss": float("nan")}
@@ -152,8 +166,8 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     params = strategy.parameters()
     opt = adamw(params, cfg.lr)
     model.train(); total = 0.0; faults = _Faults(i, task, strategy)
-    bar = tqdm(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), total=steps, desc=f"task {i} {task.name}", leave=False,
-               disable=not progress, mininterval=2)
+    bar = progress_bar(sample_batches(data, cfg.bs * cfg.grad_accum, steps, s), progress, total=steps, desc=f"task {i} {task.name}: train",
+                       leave=False, mininterval=2)
     dev = getattr(model, "device", torch.device("cpu"))
     rank, world = dist_info()
     flat = _flat(params)
@@ -209,7 +223,7 @@ def load_checkpoint(ckpt_dir:Path):
 
 # %% ../nbs/09_train.ipynb #a8a898c9
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
-               ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool=True, cache:str|Path|None=None,
+               ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool|str|Path=True, cache:str|Path|None=None,
                evaluated:list=() # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
               )->dict:
     "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
@@ -231,13 +245,13 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     def measure(i):
         t0 = time.time()
         if strategy.evaluates(i):
-            scores, preds = evaluate(strategy, tasks, cfg.eval_bs)
+            scores, preds = evaluate(strategy, tasks, cfg.eval_bs, progress, f"row {i}: evaluate {len(tasks)} tasks")
             state["rows"].append([scores[n] for n in names]); state["predictions"].append(preds)
         else:
             state["rows"].append([math.nan] * len(names)); state["predictions"].append(None)
         state["eval_seconds"].append(time.time() - t0)
     model.eval()
-    bar = tqdm(range(start, len(stream) + 1), desc="stream", disable=not progress, initial=start, total=len(stream) + 1)
+    bar = progress_bar(range(start, len(stream) + 1), progress, desc="stream rows", initial=start, total=len(stream) + 1)
     for i in bar:
         if i > 0:
             task = stream[i - 1]

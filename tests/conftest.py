@@ -22,7 +22,7 @@ def cli(*args, check=True, timeout=900):
 
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory):
-    "The smoke study, run once through the CLI: bases, every run through papermill, the HTML report."
+    "The smoke study, run once through the CLI (`--quiet`: no progress bars): bases, every run through papermill, the HTML report."
     out = tmp_path_factory.mktemp("smoke")
-    p = cli("study", "--preset", "smoke", "--out", out)
+    p = cli("study", "--preset", "smoke", "--out", out, "--quiet")
     return out, p

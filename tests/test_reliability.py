@@ -206,6 +206,9 @@ def test_ctrl_c_is_one_line_exit_130_and_resume_finishes(tmp_path):
     deadline = time.time() + 600
     while not list(tmp_path.glob("*/checkpoints/*.pt")) and p.poll() is None and time.time() < deadline: time.sleep(0.2)
     assert p.poll() is None, "the run ended before it could be interrupted"
+    second = cli(*args, check=False)  # the same run again while the first writes it: refused before a kernel starts
+    assert second.returncode == 2 and "is being written by another process" in second.stderr, second.stderr[-2000:]
+    assert p.poll() is None and not list(tmp_path.glob("*/error.json"))
     os.killpg(p.pid, signal.SIGINT)
     _, err = p.communicate(timeout=300)
     assert p.returncode == 130, err[-3000:]

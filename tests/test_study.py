@@ -19,6 +19,7 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
     out, p = smoke_study
     runs = sorted((out / "results").glob("*/run.json"))
     assert len(runs) == 4, p.stdout
+    assert "it/s" not in p.stderr and "runs:" not in p.stderr, p.stderr[-2000:]  # --quiet: no bars
     for path in runs:
         r = read_run(path)
         T, n0 = len(r["config"]["stream"]), r["n_initial"]
@@ -115,6 +116,8 @@ def test_sweep_rerun_does_nothing(smoke_study):
 def test_cli_run_and_report(tmp_path):
     p = cli("run", "--preset", "smoke", "--strategy", "seqft", "--steps-per-task", "2", "--stream", "count,ocr", "--results", tmp_path)
     assert "without encryption" not in p.stderr and "[IPKernelApp]" not in p.stderr, p.stderr[-2000:]
+    for bar in ("stream rows", "row 0: evaluate", "task 1 count: train", "task 2 ocr: train", "3/3"):  # the kernel's bars, relayed to the terminal
+        assert bar in p.stderr, p.stderr[-2000:]
     (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     r = read_run(run_dir / "run.json")
     assert r["config"]["stream"] == ["count", "ocr"] and r["config"]["train"]["steps_per_task"] == 2
