@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import ConfigError, atomic_write_json, hardware, versions, derive_seed
+from .core import ConfigError, atomic_write_json, hardware, versions, derive_seed, MachineLoad
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer
 from .strategies import STRATEGIES, make_strategy
@@ -94,13 +94,15 @@ def peak_rss_mb(name:str, steps:int=30, bs:int=16, kind:str="blip2", n_train:int
 
 def bench_methods(methods:list|None=None, steps:int=30, rounds:int=3, memory:bool=False, out:str|Path|None=None, **kw)->dict:
     "Method costs (and, with `memory`, per-process peak memory on CPU), printed as a table and written as JSON."
-    rows = method_costs(methods, steps, rounds, **kw)
-    if memory and not torch.cuda.is_available():
-        for r in rows: r["peak_mb"] = peak_rss_mb(r["method"], steps)
-        base = next(r for r in rows if r["method"] == "seqft")["peak_mb"]
-        for r in rows: r["peak_x"] = r["peak_mb"] / base
+    with MachineLoad() as load:  # what else ran meanwhile: recorded, and warned about
+        rows = method_costs(methods, steps, rounds, **kw)
+        if memory and not torch.cuda.is_available():
+            for r in rows: r["peak_mb"] = peak_rss_mb(r["method"], steps)
+            base = next(r for r in rows if r["method"] == "seqft")["peak_mb"]
+            for r in rows: r["peak_x"] = r["peak_mb"] / base
     res = {"what": "methods", "steps": steps, "rounds": rounds, "rows": rows, "hardware": hardware(), "versions": versions(),
-           "date": time.strftime("%Y-%m-%d")}
+           "date": time.strftime("%Y-%m-%d"), "load": load.record}
+    if load.warning: print(load.warning, file=sys.stderr)
     if out: atomic_write_json(out, res)
     return res
 

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['ConfigError', 'cache_dir', 'to_jsonable', 'config_hash', 'derive_seed', 'folder_fingerprint', 'check_has_runs',
-           'seed_everything', 'failpoint', 'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save',
-           'torch_load_checked', 'read_json', 'check_type', 'from_dict', 'versions', 'git_revision', 'hardware',
-           'default_device', 'adamw']
+__all__ = ['FORMAT_VERSION', 'RESULTS_MARKER', 'OTHERS_WARN', 'ConfigError', 'cache_dir', 'to_jsonable', 'config_hash',
+           'derive_seed', 'folder_fingerprint', 'check_marker', 'check_has_runs', 'seed_everything', 'failpoint',
+           'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'torch_load_checked', 'read_json',
+           'check_type', 'from_dict', 'versions', 'git_revision', 'hardware', 'default_device', 'adamw', 'MachineLoad']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -78,11 +78,21 @@ def folder_fingerprint(path:str|Path, # a folder of model files (a checkpoint)
     return h.hexdigest()[:16]
 
 # %% ../nbs/00_core.ipynb #d33f7ad5
+FORMAT_VERSION = 2  # of a results folder's run.json files. 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
+RESULTS_MARKER = "cit-study-results.json"  # in a results folder: the format version of everything in it
+
+def check_marker(results:str|Path):
+    "Refuse a results folder whose marker names another format version."
+    marker = Path(results) / RESULTS_MARKER
+    if marker.exists() and (v := read_json(marker).get("format_version")) != FORMAT_VERSION:
+        raise ConfigError(f"{marker}: a results folder of format_version {v!r}; this version reads and writes {FORMAT_VERSION} (use another results folder)")
+
 def check_has_runs(results:str|Path # a results folder (one folder per run)
                   )->Path:
-    "`results` if it holds at least one run (finished `run.json` or failed `error.json`); else one clear error. Cheap: the report command calls it before loading anything heavy."
+    "`results` if it is of this format and holds at least one run (finished `run.json` or failed `error.json`); else one clear error. Cheap: the report command calls it before loading anything heavy."
     results = Path(results)
     if not results.is_dir(): raise ConfigError(f"{results}: results folder not found")
+    check_marker(results)
     if not any(results.glob("*/run.json")) and not any(results.glob("*/error.json")):
         raise ConfigError(f"{results}: no runs to report (no <run>/run.json or <run>/error.json in it)")
     return results
@@ -221,3 +231,38 @@ def adamw(params:list, lr:float, weight_decay:float=0.0)->torch.optim.AdamW:
     flat = [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
     fused = bool(flat) and all(p.dtype.is_floating_point and p.device.type in ("cpu", "cuda") for p in flat)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
+# %% ../nbs/00_core.ipynb #acbc49ee
+def _cpu_seconds()->tuple|None:
+    "(busy, total) CPU seconds of every CPU since boot, from /proc/stat (None where there is none)."
+    try:
+        with open("/proc/stat") as f: v = [int(x) for x in f.readline().split()[1:]]
+    except OSError: return None
+    tick = os.sysconf("SC_CLK_TCK"); idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v) - idle) / tick, sum(v) / tick
+
+def _own_seconds()->float:
+    t = os.times(); return t.user + t.system + t.children_user + t.children_system
+
+OTHERS_WARN = 0.1  # other processes' share of the machine's CPU time above which a measurement is flagged
+
+class MachineLoad:
+    "Context manager: `.record` holds the load average before and after the block and the share of all CPUs' time that other processes used during it."
+    def __enter__(self):
+        self.load0, self.cpu0, self.own0, self.record = os.getloadavg()[0], _cpu_seconds(), _own_seconds(), {}
+        return self
+    def __exit__(self, *exc):
+        cpu1, own = _cpu_seconds(), _own_seconds() - self.own0
+        share = None
+        if self.cpu0 and cpu1 and cpu1[1] > self.cpu0[1]:
+            share = max(0.0, (cpu1[0] - self.cpu0[0]) - own) / (cpu1[1] - self.cpu0[1])
+        self.record = {"loadavg_before": self.load0, "loadavg_after": os.getloadavg()[0], "cpus": os.cpu_count(),
+                       "others_cpu_share": share, "busy": share is not None and share > OTHERS_WARN}
+        return False
+
+    @property
+    def warning(self)->str:
+        "A line to print when other processes competed during the measurement ('' otherwise)."
+        r = self.record
+        return (f"warning: other processes used {r['others_cpu_share']:.0%} of this machine's CPU time during the measurement "
+                f"(load average {r['loadavg_before']:.1f} before, {r['loadavg_after']:.1f} after): these figures are not those of an idle machine") if r.get("busy") else ""

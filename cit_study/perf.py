@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import ConfigError, atomic_write_json, hardware, versions, adamw, read_json
+from .core import ConfigError, atomic_write_json, hardware, versions, adamw, read_json, MachineLoad
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer, FeatureCache
 
@@ -252,8 +252,9 @@ def bench_study(presets:list|None=None, workers:int=2, cache:str|Path|None=None,
         for kind in sorted({b for s in preset(name)["studies"].values() for b in s["grid"]["base"]}): make_config(name, kind).base_path(cache)
         built, folder = time.time() - t0, Path(tempfile.mkdtemp(prefix=f"cit-study-bench-{name}-"))
         try:
-            run_study(name, folder, cache, progress=False, workers=workers)
-            res["studies"][name] = {**study_costs(folder), "bases_built_s": built}
+            with MachineLoad() as load: run_study(name, folder, cache, progress=False, workers=workers)
+            res["studies"][name] = {**study_costs(folder), "bases_built_s": built, "load": load.record}
+            if load.warning: print(load.warning, file=sys.stderr)
         finally: shutil.rmtree(folder, ignore_errors=True)
         print(format_rows([{"preset": name, **{k: v for k, v in res["studies"][name].items() if k != "run_mean_s"}}],
                           ["preset", "workers", "runs", "failed", "bases_built_s", "total_s", "runs_s", "site_s", "run_wall_sum_s",
@@ -274,16 +275,19 @@ def bench_perf(shapes:list|None=None, bs:int=16, steps:int=10, rounds:int=3, out
     cuda = torch.cuda.is_available()
     shapes = shapes or [s for s, (_, _, gpu) in SHAPES.items() if cuda or not gpu]
     res = {"what": "perf", "date": time.strftime("%Y-%m-%d"), "hardware": hardware(), "versions": versions(), "steps": {}}
-    for s in shapes:
-        small = not cuda and s in SMALL_CPU_BATCH
-        res["steps"][s] = step_costs(s, bs=SMALL_CPU_BATCH[s] if small else bs, steps=max(2, steps // 2) if small else steps,
-                                     rounds=min(rounds, 2) if small else rounds, memory=memory)
-        print(f"training step, {s} ({res['steps'][s]['precision']}, peak: {res['steps'][s]['peak_source']})")
-        print(format_rows(res["steps"][s]["rows"], ["variant", "bs", "step_ms", "samples_s", "tflops_s", "mfu", "peak_mb", "speedup"]))
-    res["cache"] = cache_costs(steps=3 if quick else 30, bs=bs)
-    print("feature cache (tiny, classify)"); print(format_rows(res["cache"]["rows"], ["variant", "step_ms", "samples_s", "speedup"]))
-    res["eval"] = eval_costs(n_test=8 if quick else 64)
-    print(f"evaluation ({res['eval']['samples']} test samples, {res['eval']['differing_outputs']} outputs differ)")
-    print(format_rows(res["eval"]["rows"], ["variant", "seconds", "samples_s", "speedup"]))
+    with MachineLoad() as load:  # what else ran meanwhile: recorded, and warned about
+        for s in shapes:
+            small = not cuda and s in SMALL_CPU_BATCH
+            res["steps"][s] = step_costs(s, bs=SMALL_CPU_BATCH[s] if small else bs, steps=max(2, steps // 2) if small else steps,
+                                         rounds=min(rounds, 2) if small else rounds, memory=memory)
+            print(f"training step, {s} ({res['steps'][s]['precision']}, peak: {res['steps'][s]['peak_source']})")
+            print(format_rows(res["steps"][s]["rows"], ["variant", "bs", "step_ms", "samples_s", "tflops_s", "mfu", "peak_mb", "speedup"]))
+        res["cache"] = cache_costs(steps=3 if quick else 30, bs=bs)
+        print("feature cache (tiny, classify)"); print(format_rows(res["cache"]["rows"], ["variant", "step_ms", "samples_s", "speedup"]))
+        res["eval"] = eval_costs(n_test=8 if quick else 64)
+        print(f"evaluation ({res['eval']['samples']} test samples, {res['eval']['differing_outputs']} outputs differ)")
+        print(format_rows(res["eval"]["rows"], ["variant", "seconds", "samples_s", "speedup"]))
+    res["load"] = load.record
+    if load.warning: print(load.warning, file=sys.stderr)
     if out: atomic_write_json(out, res)
     return res
