@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from .core import ConfigError, read_json
-from .metrics import bootstrap_ci, Interval
+from .metrics import crossed_interval, Estimate
 from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_KEYS
 
 # %% auto #0
-__all__ = ['study_runs', 'mean_ci', 'ci_text', 'order_name', 'axis_frame', 'pairwise_frame', 'similarity_vs_forgetting']
+__all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'axis_frame',
+           'pairwise_frame', 'similarity_vs_forgetting']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -30,24 +31,65 @@ def study_runs(results_dir:str|Path, # a study's results folder
     return [r for r in runs if r["run_id"] in ids]
 
 # %% ../nbs/11b_analysis.ipynb #7b995372
-def mean_ci(df:pd.DataFrame, by:list, metrics:list, n_boot:int=2000)->pd.DataFrame:
-    "Per group of `by`: n and, per metric, mean, lo and hi (95% bootstrap over rows, NaNs dropped)."
+LINEAR_KEYS = ("A_T", "F_T")  # summaries written as sums of per-item contributions (`summary_items`): their intervals include test-item variation
+
+def summary_items(run:dict, # a run (its matrix, tasks, n_initial)
+                  items:list, # its per-row item scores (`study.run_items`)
+                  key:str # 'A_T' or 'F_T'
+                 )->tuple|None:
+    "(the summary, per stream task its items' contributions, the weights): A_T as the final row's item scores at weight 1/T; F_T of task t as each item's score in the row where t was best minus its final score, at 1/(T-1). None where the summary is undefined or a row it needs was not scored."
+    a, n0, tasks = np.asarray(run["matrix"], float), run["n_initial"], run["tasks"]
+    T = a.shape[0] - 1
+    pick = {"A_T": lambda k: (T, None), "F_T": lambda k: (1 + int(np.nanargmax(a[1:T, n0 + k - 1])), T)}
+    if key not in pick: raise ConfigError(f"summary_items: {key!r} is not one of {LINEAR_KEYS}")
+    ks = range(1, T + 1) if key == "A_T" else range(1, T)
+    if not ks: return None
+    xs = []
+    for k in ks:
+        col = n0 + k - 1
+        if key == "F_T" and np.isnan(a[1:T, col]).all(): return None
+        hi, lo = pick[key](k)
+        if items[hi] is None or (lo is not None and items[lo] is None): return None
+        xs.append(items[hi][tasks[col]] - (items[lo][tasks[col]] if lo is not None else 0))
+    return float(sum(x.mean() for x in xs) / len(xs)), xs, [1 / len(xs)] * len(xs)
+
+def linear_items(runs:list, results:str|Path|None=None, keys:tuple=LINEAR_KEYS)->dict:
+    "(run id, key) -> `summary_items` for every run with item scores (stored, or rescored from its predictions in `results`)."
+    from cit_study.study import run_items
+    out = {}
+    for r in runs:
+        items = run_items(r, results)
+        if items is None: continue
+        for k in keys:
+            if (s := summary_items(r, items, k)) is not None: out[(r["run_id"], k)] = s
+    return out
+
+def mean_ci(df:pd.DataFrame, by:list, metrics:list,
+            items:dict|None=None # `linear_items`: per (run id, metric) its item contributions; `df` then needs a run_id column
+           )->pd.DataFrame:
+    "Per group of `by`: n and, per metric, the mean over its runs with its crossed interval (`metrics.crossed_interval`: seeds, and test items where `items` has every run's), the minimum detectable effect, and whether items entered; below `MIN_SEEDS` runs no interval."
     rows = []
     for key, g in df.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key)); row["n"] = len(g)
         for m in metrics:
-            v = g[m].dropna().to_numpy(float)
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(v, n_boot=n_boot) if len(v) else (math.nan,) * 3
-            row[f"{m}_n"] = len(v)
+            ok = g[m].notna().to_numpy()
+            v, xs, ws = g[m].to_numpy(float)[ok], [], []
+            its = [items.get((rid, m)) for rid in g["run_id"][ok]] if items and "run_id" in g else []
+            if its and all(i is not None for i in its) and len({tuple(x.size for x in i[1]) for i in its}) == 1:
+                xs, ws = [np.stack([i[1][t] for i in its]) for t in range(len(its[0][1]))], its[0][2]
+            e = crossed_interval(v, xs, ws)
+            row.update({m: e.mean, f"{m}_lo": e.lo, f"{m}_hi": e.hi, f"{m}_n": e.n, f"{m}_mde": e.mde, f"{m}_items": e.items})
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*by, "n", *[c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi", f"{m}_n")]])
+    return pd.DataFrame(rows, columns=[*by, "n", *[f"{m}{s}" for m in metrics for s in _CI_SUFFIXES]])
+
+_CI_SUFFIXES = ("", "_lo", "_hi", "_n", "_mde", "_items")
 
 def ci_text(ci:pd.DataFrame, metrics:list, digits:int=1)->pd.DataFrame:
-    "`mean_ci`'s output with each metric as text by `metrics.Interval.fmt`: 'mean [lo, hi]', '(1 seed, no interval)' or 'n/a'."
-    out = ci.drop(columns=[c for c in ci.columns if c.endswith(("_lo", "_hi", "_n"))]).copy()
+    "`mean_ci`'s output with each metric as text by `metrics.Estimate.fmt`: 'mean [lo, hi]' (with '(seeds only)' when test items did not enter), '(2 seeds, no interval)' or 'n/a'."
+    out = ci.drop(columns=[c for c in ci.columns if c.endswith(_CI_SUFFIXES[1:])]).copy()
     for m in metrics:
-        out[m] = [Interval(a, b, c, n).fmt(digits) for a, b, c, n in zip(ci[m], ci[f"{m}_lo"], ci[f"{m}_hi"], ci[f"{m}_n"])]
+        out[m] = [Estimate(a, b, c, n, items=i).fmt(digits) for a, b, c, n, i in zip(ci[m], ci[f"{m}_lo"], ci[f"{m}_hi"], ci[f"{m}_n"], ci[f"{m}_items"])]
     return out
 
 # %% ../nbs/11b_analysis.ipynb #f4699ef3

@@ -13,11 +13,11 @@ from .core import ConfigError
 from .tasks import METRICS
 
 # %% auto #0
-__all__ = ['TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'parse_box',
-           'box_iou', 'option_letter', 'task_score', 'item_scores', 'best_constant_box', 'majority_prediction',
-           'text_only_predictor', 'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary',
-           'Interval', 'bootstrap_contrast', 'bootstrap_ci', 'bootstrap_diff', 'normalised_scores',
-           'normalised_average']
+__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'MIN_SEEDS', 'normalize_answer', 'vqa_accuracy', 'exact_match',
+           'cider', 'bleu4', 'parse_box', 'box_iou', 'option_letter', 'task_score', 'item_scores', 'encode_items',
+           'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space',
+           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'bootstrap_contrast',
+           'bootstrap_ci', 'bootstrap_diff', 'Estimate', 'crossed_interval', 'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -162,14 +162,32 @@ def _check_scored(where:str, metric:str, preds:dict, refs:dict):
     missing, extra = sorted(set(refs) - set(preds), key=str), sorted(set(preds) - set(refs), key=str)
     if missing or extra: raise ConfigError(f"{where} ({metric}): missing predictions for ids {missing}, predictions without refs for ids {extra}")
 
-def item_scores(metric:str, # one of vqa, exact, iou, option (CIDEr is a corpus statistic: no per-item score)
+def item_scores(metric:str, # one of cider, vqa, exact, iou, option
                 preds:dict, # sample id -> model output
                 refs:dict   # sample id -> reference
                )->dict:
-    "Sample id -> that item's score (0-100), in the order of `refs`; their mean is `task_score`."
+    "Sample id -> that item's score (0-100 scale, CIDEr x 100 like `task_score`), in the order of `refs`; their mean is `task_score`. An item's CIDEr-D uses the n-gram weights of the whole test set, as the corpus score does."
     _check_scored("item_scores", metric, preds, refs)
-    if metric == "cider": raise ConfigError("item_scores (cider): CIDEr weighs n-grams by their frequency over the whole test set, so an item has no score of its own")
+    if metric == "cider":
+        from pycocoevalcap.cider.cider import Cider
+        gts, res = _caption_inputs({k: preds[k] for k in refs}, refs)
+        return {k: 100 * float(v) for k, v in zip(gts, Cider().compute_score(gts, res)[1])}
     return {k: 100 * _sample_score(metric, preds[k], refs[k]) for k in refs}
+
+ITEM_SCALE = 60  # stored item scores are round(score x 60) as uint16: exact for 0/1 and VQA's thirds, 1/60 of a point otherwise, CIDEr up to 1092
+
+def encode_items(scores:list # item scores (0-100 scale; CIDEr up to ~1000)
+                )->str:
+    "A compact text form of one row's item scores of one task: zlib-compressed little-endian uint16 of round(score x ITEM_SCALE), base64."
+    import base64, zlib
+    q = np.rint(np.asarray(scores, float) * ITEM_SCALE)
+    if len(q) and (np.isnan(q).any() or q.min() < 0 or q.max() > 65535): raise ConfigError(f"encode_items: scores must lie in [0, {65535 / ITEM_SCALE:.0f}]")
+    return base64.b64encode(zlib.compress(q.astype("<u2").tobytes(), 9)).decode()
+
+def decode_items(text:str)->np.ndarray:
+    "The item scores `encode_items` stored (to within 1/120 of a point)."
+    import base64, zlib
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), "<u2").astype(float) / ITEM_SCALE
 
 # %% ../nbs/06_metrics.ipynb #1f244271
 def _refs_list(ref)->list: return list(ref) if isinstance(ref, (list, tuple)) and ref and isinstance(ref[0], str) else [ref]
@@ -358,6 +376,50 @@ def bootstrap_diff(a, # one group's values (e.g. a method's F_T per seed)
                   )->Interval:
     "(mean(a) - mean(b), lo, hi): the difference of two independent groups' means, each resampled on its own."
     return bootstrap_contrast([a, b], [1.0, -1.0], n_boot, level, seed)
+
+# %% ../nbs/06_metrics.ipynb #0413c261
+MIN_SEEDS = 3  # fewer seeds: a mean, no interval
+
+class Estimate(Interval):
+    "A mean over seeds (or a paired difference) with its crossed seeds x items t-interval: `se`, degrees of freedom `df`, minimum detectable effect `mde` at 80% power, and whether test items entered (`items`)."
+    def __new__(cls, mean, lo=math.nan, hi=math.nan, n:int=0, se:float=math.nan, df:float=math.nan, mde:float=math.nan, items:bool=False):
+        self = super().__new__(cls, mean, lo, hi, n)
+        self.se, self.df, self.mde, self.items = float(se), float(df), float(mde), bool(items)
+        return self
+    def __getnewargs__(self): return (*self, self.n, self.se, self.df, self.mde, self.items)
+    @property
+    def degenerate(self)->bool: return self.n < MIN_SEEDS
+    def __repr__(self): return f"Estimate(mean={self[0]:g}, lo={self[1]:g}, hi={self[2]:g}, n={self.n}, mde={self.mde:g}, items={self.items})"
+    def fmt(self, digits:int=1)->str:
+        "`'10.4 [8.1, 12.6]'`; below `MIN_SEEDS` seeds `'10.4 (2 seeds, no interval)'`; with none `'n/a'`."
+        if self.n == 0 or math.isnan(self[0]): return "n/a"
+        m = f"{self[0]:.{digits}f}"
+        if self.degenerate: return f"{m} ({self.n} seed{'s' if self.n != 1 else ''}, no interval)"
+        return f"{m} [{self[1]:.{digits}f}, {self[2]:.{digits}f}]" + ("" if self.items else " (seeds only)")
+
+def crossed_interval(seed_values, # K_s: one summary (or paired difference) per seed
+                     item_values:list=(), # per task: an (S, J_t) array of item contributions x_{s,t,j} (same seeds, same order)
+                     weights:list=(), # per task: w_t, so that K_s = sum_t w_t * mean_j x_{s,t,j}
+                     level:float=0.95, power:float=0.8)->Estimate:
+    "The mean over seeds with an interval for seed and test-item variation (see above); seeds with a NaN summary are dropped."
+    from scipy import stats
+    k = np.asarray(seed_values, float).ravel(); keep = ~np.isnan(k); k = k[keep]; S = k.size
+    if len(item_values) != len(weights): raise ConfigError(f"crossed_interval: {len(item_values)} item tables and {len(weights)} weights")
+    if S == 0: return Estimate(math.nan)
+    if S < MIN_SEEDS: return Estimate(k.mean(), n=S, items=bool(len(item_values)))
+    comps, dfs = [k.var(ddof=1) / S], [S - 1]
+    for x, w in zip(item_values, weights):
+        x = np.asarray(x, float)
+        if x.ndim != 2 or x.shape[0] != keep.size: raise ConfigError(f"crossed_interval: item table of shape {x.shape}, expected ({keep.size}, items)")
+        x = x[keep]; J = x.shape[1]
+        if J < 2: continue
+        cols = x.mean(0); resid = x - x.mean(1, keepdims=True) - cols + x.mean()
+        ms_e = (resid ** 2).sum() / ((S - 1) * (J - 1))
+        comps.append(w * w * max(0.0, cols.var(ddof=1) - ms_e / S) / J); dfs.append(J - 1)
+    v = float(sum(comps)); se = math.sqrt(v)
+    df = v * v / sum(c * c / f for c, f in zip(comps, dfs) if c > 0) if v > 0 else S - 1
+    t = stats.t.ppf((1 + level) / 2, df)
+    return Estimate(k.mean(), k.mean() - t * se, k.mean() + t * se, S, se, df, (t + stats.t.ppf(power, df)) * se, len(comps) > 1)
 
 # %% ../nbs/06_metrics.ipynb #e58b40ce
 def normalised_scores(row, # per-task scores of a method

@@ -105,21 +105,20 @@ def zero_shot_gap(results:str|Path, # the runs' results folder (their prediction
                   n_boot:int=4000, seed:int=0
                  )->pd.DataFrame|None:
     "Per stream task and for their mean: both bases' zero-shot scores on the same test items and the InstructBLIP-like minus BLIP-2-like difference with a 95% paired bootstrap interval over items; None without a test-split run of each base on this stream."
-    from cit_study.study import RunConfig, load_task_data
-    from cit_study.metrics import item_scores
+    from cit_study.study import run_items
+    from cit_study.synthetic import TASK_SPECS
     row0 = {}
     for r in sorted(runs, key=lambda r: r["run_id"]):
-        c, preds = r["config"], Path(results) / r["run_id"] / "predictions.json"
+        c = r["config"]
         if (c["base"] in row0 or list(c["stream"]) != list(stream) or c.get("checkpoint") or c.get("datasets")
-                or c["train"].get("eval_split", "test") != "test" or not preds.exists()): continue
-        row0[c["base"]] = (c, read_json(preds)[0])
+                or c["train"].get("eval_split", "test") != "test"): continue
+        items = run_items(r, results)  # stored per-item scores, or the run's predictions rescored
+        if items is not None and items[0] is not None: row0[c["base"]] = items[0]
     if set(row0) != set(BASE_NAMES): return None
-    tasks = {t.name: t for t in load_task_data(RunConfig(**row0["blip2"][0]))[1]}
     rng, rows, boot, n = np.random.default_rng(seed), [], np.zeros(n_boot), 0
     for t in stream:
-        if tasks[t].spec.metric == "cider": continue
-        refs = {s.id: s.ref for s in tasks[t].test}
-        a, b = (np.array(list(item_scores(tasks[t].spec.metric, row0[k][1][t], refs).values())) for k in BASE_NAMES)
+        if TASK_SPECS[t].metric == "cider": continue  # another scale
+        a, b = (row0[k][t] for k in BASE_NAMES)
         d = b - a; bt = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
         boot += bt; n += 1
         rows.append({"task": t, "items": len(d), "BLIP-2-like": a.mean(), "InstructBLIP-like": b.mean(), "difference": d.mean(),

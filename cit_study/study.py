@@ -10,36 +10,38 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import yaml
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
 from .core import (ConfigError, cache_dir, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
+                            FORMAT_VERSION, RESULTS_MARKER, check_marker,
                             git_revision, hardware, seed_everything)
 from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path, base_fingerprint
-from .metrics import cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES
+from .metrics import (cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES, item_scores,
+                               encode_items, decode_items)
 from .strategies import make_strategy
 from . import regularisation, replay, lora, expansion, tir  # register every method
 from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED',
-           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'RESULTS_MARKER', 'EXPERIMENTS', 'RUN_TEMPLATE',
-           'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
-           'make_config', 'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'check_run',
-           'run_similarity_config', 'open_results', 'execute_run', 'template_params', 'check_params',
-           'config_from_params', 'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid',
-           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
-           'decision_similarities', 'tau_grid', 'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths',
-           'apply_tuning', 'plan_study', 'encoder_similarities', 'run_study']
+__all__ = ['BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'PAPER_STREAM',
+           'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE',
+           'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
+           'task_baselines', 'format_matrix', 'read_run', 'check_run', 'run_similarity_config', 'open_results',
+           'execute_run', 'item_rows', 'run_items', 'template_params', 'check_params', 'config_from_params',
+           'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
+           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
+           'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study',
+           'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
-FORMAT_VERSION = 2  # 2: no-learning baselines, well-formed shares, retention; held-in columns on the BLIP-2-like base too
 BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
 
 def check_checkpoint(path:str, base:str):
@@ -314,7 +316,6 @@ def run_similarity_config(strategy)->SimilarityConfig:
     "The encoders of the run's saved similarity matrix: the strategy's own when it has them, else the defaults."
     return strategy.cfg.similarity() if hasattr(strategy.cfg, "similarity") else SimilarityConfig()
 
-RESULTS_MARKER = "cit-study-results.json"  # in a results folder: the format version of everything in it
 
 def open_results(results:str|Path, create:bool=True # False: only check (a folder being read)
                 )->Path:
@@ -325,9 +326,7 @@ def open_results(results:str|Path, create:bool=True # False: only check (a folde
         if not (results / RESULTS_MARKER).exists(): return results  # every run.json is checked as it is read (`read_run`)
     results.mkdir(parents=True, exist_ok=True)
     marker = results / RESULTS_MARKER
-    if marker.exists():
-        v = read_json(marker).get("format_version")
-        if v != FORMAT_VERSION: raise ConfigError(f"{marker}: a results folder of format_version {v!r}; this version reads and writes {FORMAT_VERSION} (use another results folder)")
+    if marker.exists(): check_marker(results)
     else:
         for p in sorted(results.glob("*/run.json")): read_run(p)  # an unmarked folder from before markers: its runs must be of this format
         atomic_write_json(marker, {"format_version": FORMAT_VERSION})
@@ -371,12 +370,32 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
            "base_path": str(cfg.base_path(cache)), "data": data,
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
-           "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"])}
+           "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"]),
+           "item_scores": item_rows(every, res["predictions"])}
     if tuning: run["tuning"] = tuning
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])
         atomic_write_json(out_dir / "run.json", run)
     return run
+
+def item_rows(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated)
+             )->list:
+    "Per matrix row (None where not evaluated): task -> its test items' scores in split order (`metrics.encode_items`); each task's mean is its matrix entry."
+    refs = {t.name: {s.id: s.ref for s in t.test} for t in tasks}
+    return [None if row is None else {t.name: encode_items(list(item_scores(t.spec.metric, row[t.name], refs[t.name]).values())) for t in tasks}
+            for row in predictions]
+
+def run_items(run:dict, # a loaded run
+              results:str|Path|None=None # its results folder, to rescore `predictions.json` for runs written before item scores were stored
+             )->list|None:
+    "Per matrix row (None where not evaluated): task -> np.ndarray of its items' scores; None when the run has neither stored scores nor its predictions."
+    if "item_scores" in run: return [None if row is None else {t: decode_items(v) for t, v in row.items()} for row in run["item_scores"]]
+    preds = Path(results or ".") / run["run_id"] / "predictions.json"
+    if results is None or not preds.exists(): return None
+    every = sum(load_task_data(RunConfig(**run["config"]), evaluated=True), [])
+    by = {t.name: t for t in every}
+    return [None if row is None else {t: np.asarray(list(item_scores(by[t].spec.metric, row[t], {s.id: s.ref for s in by[t].test}).values()))
+                                      for t in row} for row in read_json(preds)]
 
 # %% ../nbs/10_study.ipynb #9d65a5bf
 import cit_study
