@@ -39,7 +39,7 @@ _CSS = """body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;marg
 h1{margin:24px 0 4px}h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.reproduced{background:#dff3df}.mixed{background:#fff3cd}.not-reproduced{background:#f8d7da}.not-run{background:#eee}
+.supported{background:#dff3df}.inconclusive{background:#fff3cd}.contradicted{background:#f8d7da}.not-applicable{background:#eee}
 .failed{color:#a00}ul.ev{margin:0;padding-left:18px;font-size:13px}.muted{color:#666;font-size:13px}"""
 
 def _nav(href:str, title:str)->str: return f'<nav class="site" style="font:14px sans-serif;padding:8px 16px;border-bottom:1px solid #ddd;background:#fafafa"><a href="{href}">&larr; {html.escape(title)}</a></nav>'
@@ -158,14 +158,16 @@ def setup_rows(runs:list, # finished runs
     return rows
 
 # %% ../nbs/14_site.ipynb #a4f9e3d2
-def _claims_html(runs:list, default_stream:list)->str:
+def _claims_html(runs:list, default_stream:list, results=None)->str:
     if not default_stream: return "<p>No runs, so no claims to judge.</p>"
-    t = claims_table(runs, default_stream)
+    t = claims_table(runs, default_stream, results)
     ev = lambda s: '<ul class="ev">' + "".join(f"<li>{html.escape(x)}</li>" for x in s.split("\n")) + "</ul>"
-    rows = [[r.finding, r.claim, r.test, r.verdict, r.comparisons, ev(r.evidence)] for r in t.itertuples()]
-    return (_table(["#", "finding of the paper", "tested as", "verdict", "comparisons", "numbers (mean [95% interval] over seeds)"], rows,
-                   raw=("numbers (mean [95% interval] over seeds)",), cls={"verdict": lambda v: v.replace(" ", "-")})
-            + f'<p class="muted"><b>Rule.</b> {html.escape(t.rule[0])} Only runs of the default stream with default strategy settings count.</p>')
+    rows = [[r.finding, r.claim, r.test, r.outcome, r.comparisons, ev(r.evidence)] for r in t.itertuples()]
+    head = "primary comparisons (paired difference [95% interval over seeds and test items])"
+    return (_table(["#", "finding of the paper", "tested as", "outcome", "comparisons", head], rows,
+                   raw=(head,), cls={"outcome": lambda v: v.replace(" ", "-")})
+            + f'<p class="muted"><b>Rule, fixed before the runs.</b> {html.escape(t.rule[0])} Only runs of the default stream, at default settings or at the strength the tuning study chose, count; '
+              'every other method is compared the same way in the forgetting report (secondary comparisons).</p>')
 
 def index_html(title:str, # page title
                runs:list, # finished runs
@@ -175,13 +177,14 @@ def index_html(title:str, # page title
                run_pages:set, # run ids that have a notebook page
                plan:dict|None=None, # study name -> its planned run ids (`study.json`), to show how many finished
                timing:dict|None=None, # `study.json`'s timing, for the setup table
-               without_runs:list=() # studies not built because the folder has no runs for them
+               without_runs:list=(), # studies not built because the folder has no runs for them
+               results=None # the results folder (runs' item scores when not stored in them)
               )->str:
     "The index page: setup, claims, study reports, every run, failed runs."
     out = [f"<h1>{html.escape(title)}</h1>",
            '<p class="muted">Continual instruction tuning of BLIP-2-family models: every number below is computed from the runs in this folder.</p>',
            "<h2>Setup</h2>", _table(["", ""], setup_rows(runs, failures, default_stream, timing)),
-           "<h2>The paper's claims at this scale</h2>", _claims_html(runs, default_stream), "<h2>Study reports</h2><ul>"]
+           "<h2>The paper's claims at this scale</h2>", _claims_html(runs, default_stream, results), "<h2>Study reports</h2><ul>"]
     done, failed = {r["run_id"] for r in runs}, {f.get("run_id") for f in failures}
     for name, err in studies.items():
         link = f'<a href="{html.escape(name)}.html">{html.escape(name)}</a>'
@@ -265,7 +268,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
         atomic_write_json(stage / "site.json", {"title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
                                                 "studies": status, "without_runs": empty, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
                                                 "planned": {k: len(v) for k, v in (plan or {}).items()}})
-        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty).encode())
+        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty, results).encode())
         _publish(stage, out)
     finally: shutil.rmtree(stage, ignore_errors=True)
     return out / "index.html"
