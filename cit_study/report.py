@@ -17,10 +17,10 @@ from .core import ConfigError, atomic_write_bytes, read_json
 from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
 
 # %% auto #0
-__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
-           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate', 'matrix_frame',
-           'zero_shot_gap', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves', 'inline_figures',
-           'notebook_html', 'build_report']
+__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'WIDGET', 'load_results',
+           'load_failures', 'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate',
+           'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves',
+           'inline_figures', 'notebook_html', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -214,10 +214,16 @@ def inline_figures():
                 if _INLINE["old"] is None: os.environ.pop("MPLBACKEND", None)
                 else: os.environ["MPLBACKEND"] = _INLINE["old"]
 
+WIDGET = "application/vnd.jupyter.widget-view+json"
+
 def notebook_html(nb_path:str|Path)->str:
-    "An executed notebook as reader-facing HTML: outputs and markdown, no code, no script from outside (figures inline)."
+    "An executed notebook as reader-facing HTML: outputs and markdown, no code, no script from outside (figures inline), no live widgets (a progress bar cannot show on a static page, and its element ids are random)."
     import nbformat
-    body, _ = _html_exporter().from_notebook_node(nbformat.read(str(nb_path), as_version=4))
+    nb = nbformat.read(str(nb_path), as_version=4)
+    for c in nb.cells:
+        if "outputs" in c: c.outputs = [o for o in c.outputs if WIDGET not in o.get("data", {})]
+    nb.metadata.pop("widgets", None)
+    body, _ = _html_exporter().from_notebook_node(nb)
     return body
 
 def build_report(results:str|Path, # results folder of a study
