@@ -124,13 +124,26 @@ def pairwise_frame(runs:list)->pd.DataFrame:
 def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stream tasks
                              pw:pd.DataFrame # `pairwise_frame` rows of one base
                             )->dict:
-    "Spearman's rank correlation between s(a, b) and the mean drop of a after b over the measured ordered pairs."
+    """Spearman's rank correlation between s(a, b) and the mean drop of a after b over the measured ordered pairs, with a
+    permutation p over task labels (Mantel-style: the similarity matrix relabelled, the drops kept; one-sided, for rho < 0
+    as the methods assume). Pairs of one matrix are not independent, so scipy's p (`p`) overstates the evidence; `p_perm` is
+    the one to read, and `conclusive` says whether the number of tasks allows p_perm <= 0.05 at all (n! relabellings)."""
+    import itertools
     from scipy.stats import spearmanr
     names = sim["tasks"]; s = np.array(sim["matrix"], dtype=float)
     d = pw.groupby(["first", "second"])["drop"].mean()
     pairs = [(a, b) for a, b in d.index if a in names and b in names]
-    if len(pairs) < 3: return {"rho": math.nan, "p": math.nan, "pairs": len(pairs)}
-    x = [s[names.index(a), names.index(b)] for a, b in pairs]; y = [d[(a, b)] for a, b in pairs]
-    if np.ptp(x) == 0 or np.ptp(y) == 0: return {"rho": math.nan, "p": math.nan, "pairs": len(pairs)}
+    empty = {"rho": math.nan, "p": math.nan, "p_perm": math.nan, "conclusive": False, "pairs": len(pairs), "seeds": int(pw["seed"].nunique()) if len(pw) else 0}
+    if len(pairs) < 3: return empty
+    ix = [(names.index(a), names.index(b)) for a, b in pairs]; y = [d[p] for p in pairs]
+    x = [s[i, j] for i, j in ix]
+    if np.ptp(x) == 0 or np.ptp(y) == 0: return empty
     rho, p = spearmanr(x, y)
-    return {"rho": float(rho), "p": float(p), "pairs": len(pairs)}
+    tasks = sorted({k for pr in ix for k in pr}); n = len(tasks)
+    perms = list(itertools.permutations(tasks)) if math.factorial(n) <= 5040 else [tuple(np.random.default_rng(k).permutation(tasks)) for k in range(5000)]
+    null = []
+    for perm in perms:
+        m = dict(zip(tasks, perm)); xp = [s[m[i], m[j]] for i, j in ix]
+        null.append(spearmanr(xp, y)[0] if np.ptp(xp) > 0 else 0.0)
+    p_perm = float(np.mean(np.asarray(null) <= rho + 1e-12))
+    return {**empty, "rho": float(rho), "p": float(p), "p_perm": p_perm, "conclusive": 1 / math.factorial(n) <= 0.05}
