@@ -222,6 +222,7 @@ def notebook_html(nb_path:str|Path)->str:
     nb = nbformat.read(str(nb_path), as_version=4)
     for c in nb.cells:
         if "outputs" in c: c.outputs = [o for o in c.outputs if WIDGET not in o.get("data", {})]
+        if "injected-parameters" in c.get("metadata", {}).get("tags", []): c["id"] = "injected-parameters"  # papermill draws a new id each run
     nb.metadata.pop("widgets", None)
     body, _ = _html_exporter().from_notebook_node(nb)
     return body
