@@ -12,7 +12,7 @@ import pandas as pd
 
 from .core import ConfigError
 from .metrics import crossed_interval, Estimate
-from .report import BASE_NAMES
+from .report import BASE_NAMES, task_frame
 from .analysis import linear_items
 
 # %% auto #0
@@ -136,16 +136,13 @@ def group_values(runs:list, base:str, strategy:str, metric:str, items:dict)->dic
         if v is not None and not math.isnan(v): out[c["seed"]] = (float(v), (items.get((r["run_id"], metric)) or (None, None))[1])
     return out
 
-def _stream_learned(runs:list, base:str, strategy:str)->list:
+def _not_learned(tf:pd.DataFrame, # `report.task_frame` of the runs
+                 base:str, strategy:str)->list:
     "Stream tasks a group did not learn: its mean just-learned score below the task's text_only baseline (runs without baselines: none)."
-    sel = [r for r in runs if r["config"]["base"] == base and r["config"]["strategy"] == strategy and "matrix" in r and r.get("baselines")]
-    bad = []
-    for k, t in enumerate(sel[0]["tasks"][sel[0]["n_initial"]:] if sel else [], 1):
-        learned = [r["matrix"][k][r["n_initial"] + k - 1] for r in sel]
-        learned = [x for x in learned if x is not None and not math.isnan(x)]
-        blind = sel[0]["baselines"].get(t, {}).get("text_only", math.nan)
-        if learned and np.mean(learned) < blind: bad.append(t)
-    return bad
+    if not len(tf): return []
+    g = tf[(tf.base == BASE_NAMES.get(base, base)) & (tf.strategy == strategy) & ~tf.task.str.endswith("*")]
+    m = g.groupby("task", sort=False)[["learned", "text_only"]].mean()
+    return list(m.index[m.learned < m.text_only])
 
 def paired(a:dict, b:dict|None)->tuple:
     "The estimate of a - b (or of a) over the seeds both have, items paired when every seed has them; and those seeds."
@@ -171,11 +168,13 @@ def _short(c:Comparison)->str:
 
 def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting study's count
                       default_stream:list, # the study's default stream
-                      results=None # their results folder: rescores runs without stored item scores from their predictions
+                      results=None, # their results folder: rescores runs without stored item scores from their predictions
+                      items:dict|None=None # `analysis.linear_items` of the runs, when the caller has it already
                      )->pd.DataFrame:
     "One row per comparison, primary and secondary: the paired estimate (an `Estimate`), the guard's, the Holm-corrected p-values, the outcome and a sentence."
     sel = forgetting_runs(runs, default_stream)
-    items = linear_items(sel, results)
+    items = linear_items(sel, results) if items is None else items
+    tf = task_frame([r for r in sel if "matrix" in r])
     rows = []
     for c in COMPARISONS:
         ga = group_values(sel, *c.a, c.metric, items); gb = group_values(sel, *c.b, c.metric, items) if c.b else None
@@ -184,7 +183,7 @@ def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting stu
         reason = ""
         if not seeds: reason = "no paired runs of " + " and ".join(_label(x) for x, v in ((c.a, ga), (c.b, gb)) if x and not v) if not ga or (c.b and not gb) else "no seed in common"
         elif c.b and all(ga[s][0] == gb[s][0] for s in seeds): reason = "the two cannot differ: the same value on every seed"
-        elif bad := [f"{_label(x)} did not learn {', '.join(t)}" for x in (c.a, c.b) if x for t in [_stream_learned(sel, *x)] if t]: reason = "; ".join(bad)
+        elif bad := [f"{_label(x)} did not learn {', '.join(t)}" for x in (c.a, c.b) if x for t in [_not_learned(tf, *x)] if t]: reason = "; ".join(bad)
         p_s, p_c = tests(c.want, d) if not reason else (math.nan, math.nan)
         rows.append({"finding": c.finding, "primary": c.primary, "comparison": _short(c), "metric": c.metric, "want": c.want, "seeds": len(seeds),
                      "estimate": d, "guard": g, "p_support": p_s, "p_contradict": p_c, "reason": reason})

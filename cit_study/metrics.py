@@ -16,8 +16,8 @@ from .tasks import METRICS
 __all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'MIN_SEEDS', 'normalize_answer', 'vqa_accuracy', 'exact_match',
            'cider', 'bleu4', 'parse_box', 'box_iou', 'option_letter', 'task_score', 'item_scores', 'encode_items',
            'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space',
-           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'bootstrap_contrast',
-           'bootstrap_ci', 'bootstrap_diff', 'Estimate', 'crossed_interval', 'normalised_scores', 'normalised_average']
+           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'Estimate', 'crossed_interval',
+           'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -319,7 +319,7 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
 
 # %% ../nbs/06_metrics.ipynb #a11e3e44
 class Interval(tuple):
-    "A bootstrap estimate `(mean, lo, hi)` over groups whose smallest has `n` values; `degenerate` when `n < 2` (no interval)."
+    "An estimate `(mean, lo, hi)` from `n` values; `degenerate` when `n < 2` (no interval)."
     def __new__(cls, mean, lo, hi, n:int=0):
         self = super().__new__(cls, (float(mean), float(lo), float(hi)))
         self.n = int(n)
@@ -336,46 +336,6 @@ class Interval(tuple):
         if self.n == 0 or math.isnan(self[0]): return "n/a"
         m = f"{self[0]:.{digits}f}"
         return f"{m} (1 seed, no interval)" if self.degenerate else f"{m} [{self[1]:.{digits}f}, {self[2]:.{digits}f}]"
-
-# %% ../nbs/06_metrics.ipynb #fb47c2d3
-def bootstrap_contrast(groups:list, # independent groups of values (one value per seed each; NaNs dropped)
-                       weights:list, # one weight per group: the estimate is sum_k w_k * mean(group_k)
-                       n_boot:int=10000, # bootstrap resamples
-                       level:float=0.95, # confidence level of the interval
-                       seed:int=0 # resampling seed
-                      )->Interval:
-    "Percentile-bootstrap interval of a weighted sum of group means, each group resampled on its own."
-    if not 0 < level < 1: raise ConfigError(f"bootstrap: level must be in (0, 1), got {level}")
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 1: raise ConfigError(f"bootstrap: n_boot must be an int >= 1, got {n_boot!r}")
-    if len(groups) != len(weights) or not groups: raise ConfigError(f"bootstrap: {len(groups)} groups and {len(weights)} weights; need the same number, at least one")
-    xs = [np.asarray(g, float).ravel() for g in groups]
-    xs = [x[~np.isnan(x)] for x in xs]
-    n = min(x.size for x in xs)
-    if n == 0: return Interval(math.nan, math.nan, math.nan, 0)
-    point = float(sum(w * x.mean() for w, x in zip(weights, xs)))
-    if n < 2: return Interval(point, point, point, n)
-    rng = np.random.default_rng(seed)
-    boot = sum(w * x[rng.integers(0, x.size, (n_boot, x.size))].mean(1) for w, x in zip(weights, xs))
-    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(point, min(float(lo), point), max(float(hi), point), n)
-
-def bootstrap_ci(values, # one value per seed (NaNs dropped)
-                 n_boot:int=10000, # bootstrap resamples
-                 level:float=0.95, # confidence level of the interval
-                 seed:int=0, # resampling seed
-                 ci:float|None=None # former name of `level`, still accepted
-                )->Interval:
-    "(mean, lo, hi): the mean over seeds and its percentile-bootstrap interval."
-    return bootstrap_contrast([values], [1.0], n_boot, level if ci is None else ci, seed)
-
-def bootstrap_diff(a, # one group's values (e.g. a method's F_T per seed)
-                   b, # the other, independent group's values
-                   n_boot:int=10000, # bootstrap resamples
-                   level:float=0.95, # confidence level of the interval
-                   seed:int=0 # resampling seed
-                  )->Interval:
-    "(mean(a) - mean(b), lo, hi): the difference of two independent groups' means, each resampled on its own."
-    return bootstrap_contrast([a, b], [1.0, -1.0], n_boot, level, seed)
 
 # %% ../nbs/06_metrics.ipynb #0413c261
 MIN_SEEDS = 3  # fewer seeds: a mean, no interval

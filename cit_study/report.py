@@ -14,13 +14,14 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import ConfigError, atomic_write_bytes, read_json
+from .metrics import crossed_interval
 from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
 
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'WIDGET', 'load_results',
            'load_failures', 'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate',
-           'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'plot_summary', 'curves_frame', 'plot_curves',
-           'inline_figures', 'notebook_html', 'build_report']
+           'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary', 'curves_frame',
+           'plot_curves', 'inline_figures', 'notebook_html', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -147,11 +148,15 @@ def plot_matrices(runs:list, seed:int|None=None):
     fig.tight_layout()
     return fig
 
+def seed_errorbar(values)->tuple:
+    "seaborn's `errorbar`: the 95% t-interval over seeds of `metrics.crossed_interval` (seeds only); no bar below `MIN_SEEDS` seeds, never a range posing as an interval."
+    e = crossed_interval(np.asarray(values, float)); return e.lo, e.hi
+
 def plot_summary(df:pd.DataFrame, metrics=("A_T", "F_T")):
-    "Bars of each metric per strategy and base (error bars: 95% bootstrap interval over seeds, when there are several)."
+    "Bars of each metric per strategy and base (error bars: `seed_errorbar`, none below three seeds)."
     long = df.melt(id_vars=["base", "strategy", "seed"], value_vars=list(metrics), var_name="metric")
     g = sns.catplot(data=long, x="strategy", y="value", hue="base", col="metric", kind="bar", sharey=False,
-                    errorbar=("ci", 95), height=3.2, aspect=1.3)
+                    errorbar=seed_errorbar, height=3.2, aspect=1.3)
     g.set_titles("{col_name}")
     return g.figure
 
@@ -170,7 +175,7 @@ def plot_curves(runs:list):
     "Each task's score after each stream step, one panel per base and task, a line per strategy; dashed grey lines: the task's `majority` (light) and `text_only` (dark) baselines."
     cf = curves_frame(runs).dropna()
     g = sns.relplot(data=cf, x="step", y="score", hue="strategy", col="task", row="base", kind="line", marker="o",
-                    height=2.2, aspect=1.1, errorbar=("ci", 95), facet_kws={"margin_titles": True})
+                    height=2.2, aspect=1.1, errorbar=seed_errorbar, facet_kws={"margin_titles": True})
     g.set_titles(row_template="{row_name}", col_template="{col_name}")
     for (base, task), ax in g.axes_dict.items():
         for which, shade in (("majority", "0.65"), ("text_only", "0.3")):

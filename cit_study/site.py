@@ -235,8 +235,8 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
               )->Path:
     "Build the publishable report folder over `results` in a staging folder and move it into place only when every page rendered; returns `out/index.html`."
     results, out = Path(results).resolve(), Path(out).resolve()  # absolute: the pages' kernels start in folders of their own
-    runs, failures = load_results(results), load_failures(results)  # refuses a missing folder, an old run format or a damaged run.json, by name
-    check_has_runs(results)
+    check_has_runs(results)  # cheap: a missing or empty folder, or another format, before any run is read
+    runs, failures = load_results(results), load_failures(results)  # refuses a damaged run.json, by name
     studies = default_studies() if studies is None else dict(studies)
     for name, tpl in studies.items():
         if not re.fullmatch(r"[A-Za-z0-9_-]+", name) or name == "index": raise ConfigError(f"studies: name {name!r} must be letters, digits, '_' or '-' (and not 'index')")

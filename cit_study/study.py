@@ -378,12 +378,14 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
         atomic_write_json(out_dir / "run.json", run)
     return run
 
+def _row_scores(tasks:list, row:dict)->dict:
+    "Task name -> its test items' scores (split order) in one row's predictions."
+    return {t.name: list(item_scores(t.spec.metric, row[t.name], {s.id: s.ref for s in t.test}).values()) for t in tasks}
+
 def item_rows(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated)
              )->list:
     "Per matrix row (None where not evaluated): task -> its test items' scores in split order (`metrics.encode_items`); each task's mean is its matrix entry."
-    refs = {t.name: {s.id: s.ref for s in t.test} for t in tasks}
-    return [None if row is None else {t.name: encode_items(list(item_scores(t.spec.metric, row[t.name], refs[t.name]).values())) for t in tasks}
-            for row in predictions]
+    return [None if row is None else {k: encode_items(v) for k, v in _row_scores(tasks, row).items()} for row in predictions]
 
 def run_items(run:dict, # a loaded run
               results:str|Path|None=None # its results folder, to rescore `predictions.json` for runs written before item scores were stored
@@ -392,10 +394,8 @@ def run_items(run:dict, # a loaded run
     if "item_scores" in run: return [None if row is None else {t: decode_items(v) for t, v in row.items()} for row in run["item_scores"]]
     preds = Path(results or ".") / run["run_id"] / "predictions.json"
     if results is None or not preds.exists(): return None
-    every = sum(load_task_data(RunConfig(**run["config"]), evaluated=True), [])
-    by = {t.name: t for t in every}
-    return [None if row is None else {t: np.asarray(list(item_scores(by[t].spec.metric, row[t], {s.id: s.ref for s in by[t].test}).values()))
-                                      for t in row} for row in read_json(preds)]
+    by = {t.name: t for t in sum(load_task_data(RunConfig(**run["config"]), evaluated=True), [])}
+    return [None if row is None else {k: np.asarray(v) for k, v in _row_scores([by[t] for t in row], row).items()} for row in read_json(preds)]
 
 # %% ../nbs/10_study.ipynb #9d65a5bf
 import cit_study
