@@ -16,7 +16,7 @@ from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_
 
 # %% auto #0
 __all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'axis_frame',
-           'pairwise_frame', 'similarity_vs_forgetting']
+           'order_tasks', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_similarity', 'pair_controls']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -94,9 +94,12 @@ def ci_text(ci:pd.DataFrame, metrics:list, digits:int=1)->pd.DataFrame:
 
 # %% ../nbs/11b_analysis.ipynb #f4699ef3
 def order_name(stream:list, default:list)->str:
-    "'default', 'reverse' or 'similarity' (any other order: its tasks joined by '>')."
-    if list(stream) == list(default): return "default"
-    if list(stream) == list(default)[::-1]: return "reverse"
+    "'default', 'reverse', 'rotation k' (the default started at its task k, `study.rotations`), or any other order's tasks joined by '>'."
+    s, d = list(stream), list(default)
+    if s == d: return "default"
+    if s == d[::-1]: return "reverse"
+    for k in range(1, len(d)):
+        if s == d[k:] + d[:k]: return f"rotation {k}"
     return " > ".join(stream)
 
 def axis_frame(runs:list, default_stream:list, default_tau:float=0.5)->pd.DataFrame:
@@ -108,6 +111,20 @@ def axis_frame(runs:list, default_stream:list, default_tau:float=0.5)->pd.DataFr
     df["order"] = [order_name(r["config"]["stream"], default_stream) for r in runs]
     df["encoders"] = [f'{r["config"]["strategy_params"].get("image_encoder", "vision_cls")} + {r["config"]["strategy_params"].get("text_encoder", "minilm")}' for r in runs]
     return df
+
+# %% ../nbs/11b_analysis.ipynb #d5ba64fb
+def order_tasks(runs:list, default_stream:list)->pd.DataFrame:
+    "One row per (run, stream task): base, strategy, seed, order, task, position (1-based), last, learned, final, forgetting."
+    rows = []
+    for r in runs:
+        c, a, n0 = r["config"], np.array(r["matrix"], dtype=float), r["n_initial"]
+        st = list(c["stream"]); T = len(st)
+        for i, t in enumerate(st):
+            learned, final = a[i + 1, n0 + i], a[-1, n0 + i]
+            rows.append({"base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"], "seed": c["seed"],
+                         "order": order_name(st, default_stream), "task": t, "position": i + 1, "last": i == T - 1,
+                         "learned": learned, "final": final, "forgetting": learned - final})
+    return pd.DataFrame(rows, columns=["base", "strategy", "seed", "order", "task", "position", "last", "learned", "final", "forgetting"])
 
 # %% ../nbs/11b_analysis.ipynb #7c2244b5
 def pairwise_frame(runs:list)->pd.DataFrame:
@@ -147,3 +164,34 @@ def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stre
         null.append(spearmanr(xp, y)[0] if np.ptp(xp) > 0 else 0.0)
     p_perm = float(np.mean(np.asarray(null) <= rho + 1e-12))
     return {**empty, "rho": float(rho), "p": float(p), "p_perm": p_perm, "conclusive": 1 / math.factorial(n) <= 0.05}
+
+# %% ../nbs/11b_analysis.ipynb #6ea03014
+def pair_similarity(run:dict)->float:
+    "s(first, second) of a two-task run, from the similarity it recorded (NaN if none)."
+    s, st = run.get("similarity") or {}, run["config"]["stream"]
+    if len(st) != 2 or not all(t in s.get("tasks", []) for t in st): return math.nan
+    return float(s["matrix"][s["tasks"].index(st[0])][s["tasks"].index(st[1])])
+
+def pair_controls(runs:list, # the pairwise study's runs
+                  controls:dict # 'conflict' and 'disjoint' -> [first, second]
+                 )->pd.DataFrame:
+    """Per base: each planted pair's drop (mean over seeds, its interval), the task learned, s(first, second), the
+    conflict's drop minus the disjoint pair's (paired by seed), and whether the instrument passes: that difference
+    above 0 by its interval and the conflict the more similar pair."""
+    if set(controls) != {"conflict", "disjoint"}: raise ConfigError(f"controls: needs 'conflict' and 'disjoint', got {sorted(controls)}")
+    pw = pairwise_frame(runs)
+    pw["similarity"] = [pair_similarity(r) for r in runs if len(r["config"]["stream"]) == 2]
+    rows = []
+    for base, g in pw.groupby("base", sort=False):
+        pick = {k: g[(g["first"] == a) & (g["second"] == b)].set_index("seed") for k, (a, b) in controls.items()}
+        if any(not len(v) for v in pick.values()): continue
+        seeds = sorted(set(pick["conflict"].index) & set(pick["disjoint"].index))
+        diff = crossed_interval([pick["conflict"].loc[s, "drop"] - pick["disjoint"].loc[s, "drop"] for s in seeds])
+        sims = {k: float(v["similarity"].mean()) for k, v in pick.items()}
+        row = {"base": base}
+        for k, (a, b) in controls.items():
+            row |= {f"{k} pair": f"{a} → {b}", f"{k} learned": pick[k]["learned"].mean(), f"{k} drop": crossed_interval(pick[k]["drop"]), f"{k} s": sims[k]}
+        ok_sim = sims["conflict"] > sims["disjoint"]
+        rows.append(row | {"conflict - disjoint": diff, "similarity ranks conflict higher": ok_sim,
+                           "passes": "no interval (fewer than 3 seeds)" if diff.degenerate else bool(diff.lo > 0 and ok_sim)})
+    return pd.DataFrame(rows)

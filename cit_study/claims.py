@@ -14,17 +14,15 @@ from .core import ConfigError
 from .metrics import crossed_interval, Estimate
 from .report import BASE_NAMES, task_frame
 from .analysis import linear_items
+from .strategies import registry, methods
 
 # %% auto #0
-__all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'REFERENCE', 'SECONDARY', 'COMPARISONS', 'OUTCOMES', 'RULE',
-           'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs', 'group_values', 'paired',
-           'comparisons_frame', 'claims_table']
+__all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'ref', 'COMPARISONS',
+           'OUTCOMES', 'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs',
+           'group_values', 'paired', 'comparisons_frame', 'claims_table']
 
 # %% ../nbs/11a_claims.ipynb #95833c2a
-NAMES = {"seqft": "SeqFT", "joint": "Joint", "ewc": "EWC", "ewc_online": "online EWC", "mas": "MAS", "si": "SI",
-         "lora": "LoRA", "c_lora": "C-LoRA", "o_lora": "O-LoRA", "lwf": "LwF", "er": "ER", "er_reservoir": "ER-reservoir",
-         "agem": "A-GEM", "derpp": "DER++", "eproj": "EProj", "ts_eproj": "TS-EProj", "tir_ewc": "TIR-EWC",
-         "tir_mas": "TIR-MAS", "tir_si": "TIR-SI", "tir_ewc_s0": "TIR-EWC s=0", "tir_mas_s0": "TIR-MAS s=0"}  # display names
+NAMES = {n: c.title for n, c in registry().items()}  # display names, from each method's registration
 BASES = ["blip2", "instructblip"]
 MARGIN = 2.0  # points of F_T or A_T: a smaller difference counts as no difference (the equivalence margin)
 ALPHA = 0.05  # family-wise error rate within a finding (Holm)
@@ -48,8 +46,10 @@ FINDINGS = {
         "F_T of EWC and MAS below SeqFT's on the InstructBLIP-like base (A_T not lower by more than the margin), and not lower by the margin on the BLIP-2-like base"),
     5: ("Similarity-informed variants beat their plain versions", "A_T of TIR-EWC, TIR-MAS and TS-EProj above EWC's, MAS's and EProj's, on each base"),
 }
-REFERENCE = {"c_lora": "lora", "o_lora": "lora"}  # compared with sequential LoRA (the same trainable parameters), not SeqFT
-SECONDARY = {3: ["er_reservoir", "agem", "derpp"], 4: ["ewc_online", "si", "lwf", "c_lora", "o_lora"]}  # the other methods of each family
+FAMILY_FINDING = {"replay": 3, "regularisation": 4, "similarity-informed": 5}  # the finding each family's other methods are reported beside
+SECONDARY = {k: [m for m in methods(f) if not registry()[m].claimed] for f, k in FAMILY_FINDING.items()}  # the family's methods the paper does not name
+CONTROL = (0, "Null control: SeqFT and its twin do not differ", "F_T and A_T of SeqFT twin (SeqFT under another name, seeds of its own) within the margin of SeqFT's on each base (equivalence)")
+ref = lambda s: registry()[s].reference  # the method a secondary comparison is judged against (C-LoRA and O-LoRA: sequential LoRA)
 
 COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
     + [Comparison(2, ("instructblip", "seqft"), ("blip2", "seqft"), "F_T", "<0", True)]
@@ -57,8 +57,9 @@ COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
     + [Comparison(4, ("instructblip", s), ("instructblip", "seqft"), "F_T", "<0", True) for s in ("ewc", "mas")]
     + [Comparison(4, ("blip2", s), ("blip2", "seqft"), "F_T", "not<0") for s in ("ewc", "mas")]
     + [Comparison(5, (b, v), (b, p), "A_T", ">0") for b in BASES for v, p in (("tir_ewc", "ewc"), ("tir_mas", "mas"), ("ts_eproj", "eproj"))]
-    + [Comparison(k, (b, s), (b, REFERENCE.get(s, "seqft")), "F_T", "<0", True, False) for k, ms in SECONDARY.items() for b in BASES for s in ms]
-    + [Comparison(5, (b, "tir_si"), (b, "si"), "A_T", ">0", primary=False) for b in BASES])
+    + [Comparison(k, (b, s), (b, ref(s)), "F_T", "<0", True, False) for k in (3, 4) for b in BASES for s in SECONDARY[k]]
+    + [Comparison(5, (b, s), (b, ref(s)), "A_T", ">0", primary=False) for b in BASES for s in SECONDARY[5]]
+    + [Comparison(CONTROL[0], (b, s), (b, ref(s)), k, "=0") for s in methods("control") for b in BASES for k in ("F_T", "A_T")])
 
 # %% ../nbs/11a_claims.ipynb #dd9d22ee
 OUTCOMES = ["supported", "contradicted", "inconclusive", "not applicable"]
@@ -66,6 +67,7 @@ RULE = (f"Paired estimates over seeds and test items (no interval below 3 seeds)
         f"(alpha {ALPHA}), equivalence margin {MARGIN:g} points. '>0': supported if d > 0, contradicted if d < margin. "
         f"'<0': supported if d < 0 and A_T does not fall by the margin, contradicted if d > -margin or A_T falls by the margin. "
         f"'not<0': supported if d > -margin, contradicted if d < 0 without A_T falling by the margin. "
+        f"'=0' (the null control): supported (no difference) if both one-sided tests put d within ±margin, contradicted if d differs from 0 (two-sided). "
         "Not applicable: no runs, groups that cannot differ, a group that did not learn a stream task. "
         "A finding is supported when every applicable primary comparison is, contradicted when any is, inconclusive otherwise.")
 
@@ -93,7 +95,8 @@ def tests(want:str, d:Estimate)->tuple:
     if want == ">0": return one_sided_p(d, 0, True), one_sided_p(d, MARGIN, False)
     if want == "<0": return one_sided_p(d, 0, False), one_sided_p(d, -MARGIN, True)
     if want == "not<0": return one_sided_p(d, -MARGIN, True), one_sided_p(d, 0, False)
-    raise ConfigError(f"want must be '>0', '<0' or 'not<0', got {want!r}")
+    if want == "=0": return max(one_sided_p(d, -MARGIN, True), one_sided_p(d, MARGIN, False)), min(1.0, 2 * min(one_sided_p(d, 0, True), one_sided_p(d, 0, False)))
+    raise ConfigError(f"want must be '>0', '<0', 'not<0' or '=0', got {want!r}")
 
 def finding_outcome(outcomes:list)->str:
     "A finding's outcome from its primary comparisons' outcomes."
@@ -156,7 +159,7 @@ def paired(a:dict, b:dict|None)->tuple:
     return crossed_interval(vals, xs, ws), seeds
 
 # %% ../nbs/11a_claims.ipynb #2f70922a
-_WANT = {">0": "> 0", "<0": "< 0", "not<0": "not < 0 by the margin"}
+_WANT = {">0": "> 0", "<0": "< 0", "not<0": "not < 0 by the margin", "=0": "within ±margin of 0 (no difference)"}
 
 def _label(group:tuple)->str: return f"{NAMES.get(group[1], group[1])} ({BASE_NAMES.get(group[0], group[0])})"
 
@@ -188,7 +191,7 @@ def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting stu
         rows.append({"finding": c.finding, "primary": c.primary, "comparison": _short(c), "metric": c.metric, "want": c.want, "seeds": len(seeds),
                      "estimate": d, "guard": g, "p_support": p_s, "p_contradict": p_c, "reason": reason})
     cf = pd.DataFrame(rows)
-    for k in FINDINGS:
+    for k in [CONTROL[0], *FINDINGS]:
         for prim in (True, False):
             m = (cf.finding == k) & (cf.primary == prim)
             for col in ("p_support", "p_contradict"): cf.loc[m, col + "_holm"] = holm(list(cf.loc[m, col]))
@@ -218,12 +221,13 @@ def _text(r)->str:
 
 def claims_table(runs:list, # run dicts (run.json); only the forgetting study's count
                  default_stream:list, # the study's default stream
-                 results=None # their results folder (item scores of runs that did not store them)
+                 results=None, # their results folder (item scores of runs that did not store them)
+                 controls:bool=False # also the null control's row, first (finding 0)
                 )->pd.DataFrame:
     "One row per finding of the paper: claim, test, outcome (from its primary comparisons), their counts, the numbers behind it (a line each), the rule."
     cf = comparisons_frame(runs, default_stream, results)
     rows = []
-    for k, (claim, test) in FINDINGS.items():
+    for k, (claim, test) in (({CONTROL[0]: CONTROL[1:]} if controls else {}) | FINDINGS).items():
         g = cf[(cf.finding == k) & cf.primary]
         st = list(g.outcome)
         rows.append({"finding": k, "claim": claim, "test": test, "outcome": finding_outcome(st),

@@ -60,7 +60,7 @@ class EProjConfig:
         "The encoders as a similarity config (whose checks name an unknown encoder)."
         return SimilarityConfig(self.image_encoder, self.text_encoder)
 
-@register("eproj")
+@register("eproj", "EProj", "expansion", claimed=True)
 class EProj(Strategy):
     "Model expansion: one projection expert per task, chosen by image and instruction keys."
     Config = EProjConfig
@@ -161,7 +161,7 @@ class TSEProjConfig(EProjConfig):
 
     def similarity(self)->SimilarityConfig: return SimilarityConfig(self.image_encoder, self.text_encoder, self.sim_samples)
 
-@register("ts_eproj")
+@register("ts_eproj", "TS-EProj", "similarity-informed", claimed=True, reference="eproj")
 class TSEProj(EProj):
     "Similarity-gated expansion: reuse the most similar earlier task's expert above tau (a copy of a held-in task's), else add one."
     Config = TSEProjConfig

@@ -120,7 +120,7 @@ class LoraStrategy(Strategy):
                 "extra_memory_mb": (ab + self._state_bytes()) / 2**20}
 
 # %% ../nbs/08b_lora.ipynb #7f9d0e18
-@register("lora")
+@register("lora", "LoRA", "baseline", claimed=True)
 class SeqLoRA(LoraStrategy):
     "Sequential LoRA: one adapter on the Q-Former, trained task after task."
     per_task = False
@@ -147,7 +147,7 @@ def stacked_delta(layers:dict, names:list, adapter:str)->torch.Tensor:
     return torch.bmm(B, A) * ls[0].scaling[adapter]
 
 # %% ../nbs/08b_lora.ipynb #8819d70c
-@register("c_lora")
+@register("c_lora", "C-LoRA", "regularisation", reference="lora")
 class CLoRA(LoraStrategy):
     "C-LoRA: a new adapter per task, penalised where the earlier adapters changed the weights most."
     @dataclass
@@ -191,7 +191,7 @@ def o_lora_penalty(past:torch.Tensor, # earlier A's stacked row-wise (n, k*r, in
     return M.abs().sum() if orth == "l1" else M.square().sum()
 
 # %% ../nbs/08b_lora.ipynb #c6a6ad10
-@register("o_lora")
+@register("o_lora", "O-LoRA", "regularisation", reference="lora")
 class OLoRA(LoraStrategy):
     "O-LoRA: a new adapter per task whose A is kept orthogonal to the earlier tasks' A's."
     @dataclass

@@ -213,7 +213,7 @@ class EWCConfig(RegConfig):
         super().__post_init__()
         if not 0 <= self.gamma <= 1: raise ConfigError(f"gamma: must be in [0, 1], got {self.gamma}")
 
-@register("ewc")
+@register("ewc", "EWC", "regularisation", claimed=True)
 class EWC(Regulariser):
     "Elastic weight consolidation with the empirical Fisher; separate (default) or online."
     Config = EWCConfig
@@ -228,7 +228,7 @@ class OnlineEWCConfig(EWCConfig):
     online: bool = True      # online EWC: one decayed Fisher anchored at the latest parameters
     gamma: float = 0.9       # decay of the accumulated Fisher
 
-@register("ewc_online")
+@register("ewc_online", "online EWC", "regularisation")
 class OnlineEWC(EWC):
     "Online EWC: a decayed running Fisher, anchored at the latest parameters."
     Config = OnlineEWCConfig
@@ -239,7 +239,7 @@ class MASConfig(RegConfig):
     "MAS's settings."
     lam: float = 1.0e-2      # penalty strength lambda
 
-@register("mas")
+@register("mas", "MAS", "regularisation", claimed=True)
 class MAS(Regulariser):
     "Memory-aware synapses: output-sensitivity importance, summed, anchored at the latest parameters."
     Config = MASConfig
@@ -259,7 +259,7 @@ class SIConfig(RegConfig):
         super().__post_init__()
         if not self.xi > 0: raise ConfigError(f"xi: must be > 0, got {self.xi}")
 
-@register("si")
+@register("si", "SI", "regularisation")
 class SI(Regulariser):
     "Synaptic intelligence: importance from the path integral of the task loss."
     Config = SIConfig

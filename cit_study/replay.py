@@ -99,7 +99,7 @@ class Memory(Strategy):
         return {"memory_samples": len(mem), "memory_per_task": self.per_task(mem), "extra_memory_mb": sum(s.image.nbytes for s in mem) / 2**20}
 
 # %% ../nbs/08c_replay.ipynb #5be0d7a9
-@register("er")
+@register("er", "ER", "replay", claimed=True)
 class ER(Memory):
     "Experience replay: the stored samples of the initial and earlier stream tasks mixed into the new task's data."
     Config = ERConfig
@@ -110,7 +110,7 @@ class ERReservoirConfig(ERConfig):
     "Experience replay with a reservoir buffer."
     mode: str = "reservoir"  # 'fraction': keep a fraction of each task (the paper's code); 'reservoir': one fixed-size buffer
 
-@register("er_reservoir")
+@register("er_reservoir", "ER-reservoir", "replay")
 class ERReservoir(ER):
     "Experience replay from one fixed-size reservoir buffer."
     Config = ERReservoirConfig
@@ -137,7 +137,7 @@ class AGEMConfig:
         if self.buffer_size < 1: raise ConfigError(f"buffer_size: must be >= 1, got {self.buffer_size}")
         if self.mem_bs < 1: raise ConfigError(f"mem_bs: must be >= 1, got {self.mem_bs}")
 
-@register("agem")
+@register("agem", "A-GEM", "replay")
 class AGEM(Memory):
     "Averaged gradient episodic memory: project the step's gradient away from increasing the memory's loss."
     Config = AGEMConfig
@@ -177,7 +177,7 @@ class DERConfig:
         for k in ("alpha", "beta"):
             if getattr(self, k) < 0: raise ConfigError(f"{k}: must be >= 0, got {getattr(self, k)}")
 
-@register("derpp")
+@register("derpp", "DER++", "replay", strength="alpha")
 class DERpp(Memory):
     "DER++: replay with stored logits (logit matching) and labels."
     Config = DERConfig
@@ -255,7 +255,7 @@ class LwFConfig:
         if not self.temperature > 0: raise ConfigError(f"temperature: must be > 0, got {self.temperature}")
         if self.bs < 1: raise ConfigError(f"bs: must be >= 1, got {self.bs}")
 
-@register("lwf")
+@register("lwf", "LwF", "regularisation")
 class LwF(Strategy):
     "Learning without forgetting: distil the previous model's answers on the new task's inputs."
     Config = LwFConfig

@@ -160,12 +160,16 @@ def setup_rows(runs:list, # finished runs
 # %% ../nbs/14_site.ipynb #a4f9e3d2
 def _claims_html(runs:list, default_stream:list, results=None)->str:
     if not default_stream: return "<p>No runs, so no claims to judge.</p>"
-    t = claims_table(runs, default_stream, results)
+    t = claims_table(runs, default_stream, results, controls=True)
     ev = lambda s: '<ul class="ev">' + "".join(f"<li>{html.escape(x)}</li>" for x in s.split("\n")) + "</ul>"
-    rows = [[r.finding, r.claim, r.test, r.outcome, r.comparisons, ev(r.evidence)] for r in t.itertuples()]
+    rows = lambda t: [[r.finding, r.claim, r.test, r.outcome, r.comparisons, ev(r.evidence)] for r in t.itertuples()]
     head = "primary comparisons (paired difference [95% interval over seeds and test items])"
-    return (_table(["#", "finding of the paper", "tested as", "outcome", "comparisons", head], rows,
-                   raw=(head,), cls={"outcome": lambda v: v.replace(" ", "-")})
+    table = lambda t, what: _table(["#", what, "tested as", "outcome", "comparisons", head], rows(t), raw=(head,), cls={"outcome": lambda v: v.replace(" ", "-")})
+    return (table(t[t.finding > 0], "finding of the paper")
+            + "<h3>Control: does the rule see nothing where there is nothing?</h3>"
+            + '<p class="muted">SeqFT twin is SeqFT under a second name with seeds of its own; the rule must find the two equivalent '
+              '(supported: no difference), and a contradiction means the instrument reports noise as an effect.</p>'
+            + table(t[t.finding == 0], "control")
             + f'<p class="muted"><b>Rule, fixed before the runs.</b> {html.escape(t.rule[0])} Only runs of the default stream, at default settings or at the strength the tuning study chose, count; '
               'every other method is compared the same way in the forgetting report (secondary comparisons).</p>')
 

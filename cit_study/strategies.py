@@ -11,15 +11,30 @@ import torch
 from .core import ConfigError, from_dict
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'register', 'NoConfig', 'Strategy', 'strategy_help', 'make_strategy', 'SeqFT', 'Joint']
+__all__ = ['STRATEGIES', 'FAMILIES', 'IDENTITY', 'register', 'NoConfig', 'Strategy', 'registry', 'methods', 'strategy_help',
+           'make_strategy', 'SeqFT', 'Joint', 'SeqFTTwin']
 
 # %% ../nbs/08_strategies.ipynb #9d9ae08b
 STRATEGIES = {}
+FAMILIES = ("baseline", "control", "regularisation", "replay", "expansion", "similarity-informed", "ablation", "other")
+IDENTITY = dict(claimed=False,     # one of the methods the paper's claims name (more seeds in the published study)
+                reference="seqft", # the method its secondary comparison is judged against
+                tuned_as="",       # an ablation runs at the strength tuned for this method ('': its own)
+                strength="lam")    # the setting a tuning study varies (ignored when the config has no such number)
 
-def register(name:str):
-    "Class decorator: register a strategy under `name`."
+def register(name:str,        # registry name (run configs, the CLI, run ids)
+             title:str="",    # display title in reports ('': the name)
+             family:str="other", # one of `FAMILIES`
+             **attrs # further identity: `claimed` (the paper's claims name it), `reference` (the method it is judged against), `tuned_as`, `strength`
+            ):
+    "Class decorator: register a strategy under `name` with its title and family, the one place a method's identity is written."
+    if family not in FAMILIES: raise ConfigError(f"strategy {name!r}: family {family!r} is not one of {FAMILIES}")
+    bad = sorted(set(attrs) - set(IDENTITY))
+    if bad: raise ConfigError(f"strategy {name!r}: unknown identity field(s) {bad}; known: {sorted(IDENTITY)}")
     def deco(cls):
-        cls.name = name; STRATEGIES[name] = cls
+        cls.name, cls.title, cls.family = name, title or name, family
+        for k, v in {**IDENTITY, **attrs}.items(): setattr(cls, k, v)  # set on every class: a subclass does not inherit its parent's identity
+        STRATEGIES[name] = cls
         return cls
     return deco
 
@@ -30,6 +45,9 @@ class NoConfig:
 class Strategy:
     "No-op handlers for every event of the training loop."
     Config = NoConfig
+    name, title, family = "", "", "other"  # set by `register`, with the fields of `IDENTITY`
+    claimed, reference, tuned_as, strength = IDENTITY.values()
+    seed_salt = ""      # mixed into the run seed: a twin draws seeds of its own ('': the run seed as given)
     def __init__(self, cfg=None): self.cfg = cfg if cfg is not None else self.Config()
     def setup(self, model, ctx): self.model, self.ctx = model, ctx
     def before_task(self, i, task): pass
@@ -48,6 +66,15 @@ class Strategy:
     def info(self)->dict: return {}
 
 # %% ../nbs/08_strategies.ipynb #bc11137a
+def registry()->dict:
+    "Name -> class of every registered strategy, the package's own methods loaded, in report order."
+    from cit_study import regularisation, lora, replay, expansion, tir  # noqa: F401 (their classes register on import)
+    return dict(STRATEGIES)
+
+def methods(*families:str)->list:
+    "Names of the registered strategies (of `families`, when given), in report order."
+    return [n for n, c in registry().items() if not families or c.family in families]
+
 def strategy_help(name:str)->dict:
     "Field name -> (type, default) of a strategy's config."
     cls = STRATEGIES[name].Config
@@ -62,15 +89,21 @@ def make_strategy(name:str, # a registered strategy name
     return cls(from_dict(cls.Config, params or {}, where=f"strategy {name!r} params"))
 
 # %% ../nbs/08_strategies.ipynb #f57057eb
-@register("seqft")
+@register("seqft", "SeqFT", "baseline", claimed=True)
 class SeqFT(Strategy):
     "Sequential fine-tuning: train each task in turn, nothing else."
 
 # %% ../nbs/08_strategies.ipynb #3eacb1c7
-@register("joint")
+@register("joint", "Joint", "baseline", claimed=True)
 class Joint(Strategy):
     "Joint multi-task training on the union of the stream's tasks."
     def _last(self, i): return i == len(self.ctx.stream)
     def train_data(self, i, task): return [s for t in self.ctx.stream for s in t.train] if self._last(i) else []
     def steps(self, i, task, steps): return steps * len(self.ctx.stream) if self._last(i) else 0
     def evaluates(self, i): return i == 0 or self._last(i)
+
+# %% ../nbs/08_strategies.ipynb #5dfc7e2a
+@register("seqft_twin", "SeqFT twin", "control")
+class SeqFTTwin(SeqFT):
+    "The null control: SeqFT with seeds of its own."
+    seed_salt = "twin"

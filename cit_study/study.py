@@ -25,21 +25,20 @@ from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, get_base, initial_tasks, base_path, base_fingerprint
 from .metrics import (cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES, item_scores,
                                encode_items, decode_items)
-from .strategies import make_strategy
-from . import regularisation, replay, lora, expansion, tir  # register every method
+from .strategies import make_strategy, methods, registry, FAMILIES
 from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
-__all__ = ['BACKEND_NAMES', 'METHODS', 'STRENGTHS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'PAPER_STREAM',
-           'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'STUDIES', 'TUNING_RULE',
-           'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config', 'load_task_data',
-           'task_baselines', 'format_matrix', 'read_run', 'check_run', 'run_similarity_config', 'open_results',
-           'execute_run', 'item_rows', 'run_items', 'template_params', 'check_params', 'config_from_params',
-           'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
-           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
-           'stream_order', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning', 'plan_study',
-           'encoder_similarities', 'run_study']
+__all__ = ['BACKEND_NAMES', 'METHODS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'CONTROLS', 'PAIR_CONTROLS',
+           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'STUDIES',
+           'ORDERS', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config',
+           'load_task_data', 'task_baselines', 'format_matrix', 'read_run', 'check_run', 'run_similarity_config',
+           'open_results', 'execute_run', 'item_rows', 'run_items', 'template_params', 'check_params',
+           'config_from_params', 'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid',
+           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
+           'decision_similarities', 'tau_grid', 'rotations', 'stream_orders', 'default_strength', 'tuning_runs',
+           'choose_strengths', 'apply_tuning', 'pair_streams', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
@@ -138,15 +137,13 @@ class RunConfig:
         return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
 
 # %% ../nbs/10_study.ipynb #5061ffe1
-METHODS = ["seqft", "joint", "ewc", "ewc_online", "mas", "si", "lora", "c_lora", "o_lora", "lwf", "er", "er_reservoir",
-           "agem", "derpp", "eproj", "tir_ewc", "tir_mas", "tir_si", "tir_ewc_s0", "tir_mas_s0", "ts_eproj"]  # every method, in report order
-STRENGTHS = {"derpp": "alpha"}  # methods whose strength is not called `lam`
-TUNED_AS = {"tir_ewc_s0": "tir_ewc", "tir_mas_s0": "tir_mas"}  # ablations run at the strength chosen for the method they ablate
+METHODS = methods(*(f for f in FAMILIES if f != "other"))  # every method of the study's families, in report order (a method of family 'other' runs when named but is in no preset's grid)
+TUNED_AS = {n: c.tuned_as for n, c in registry().items() if c.tuned_as}  # ablations run at the strength chosen for the method they ablate
 
 def strength_param(strategy:str)->str|None:
     "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
     cfg = to_jsonable(make_strategy(strategy, {}).cfg)
-    k = STRENGTHS.get(strategy, "lam")
+    k = registry()[strategy].strength
     return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
 
 _TUNABLE = [m for m in METHODS if strength_param(m) and m not in TUNED_AS]  # the methods a tuning study chooses a strength for
@@ -159,7 +156,9 @@ _QUICK_SIZES = dict(
     stream=["classify", "count", "ocr", "vizwiz"])  # the stream tasks a base learns in 150 steps (BENCHMARKS.md, Learnability)
 
 IMAGE_CHOICES, TEXT_CHOICES = ["vision_cls", "efficientnet", "colour_edge"], ["minilm", "minilm_mean", "tfidf"]
-CLAIMED = ["seqft", "joint", "ewc", "mas", "er", "eproj", "tir_ewc", "tir_mas", "ts_eproj", "lora"]  # the methods the paper's claims name (sequential LoRA: the LoRA family's reference)
+CLAIMED = [m for m in METHODS if registry()[m].claimed]  # the methods the paper's claims name (sequential LoRA: the LoRA family's reference)
+CONTROLS = methods("control")  # the null twin: as many seeds as the claimed methods it is compared with
+PAIR_CONTROLS = dict(conflict=["classify", "classify_swap"], disjoint=["classify", "ocr"])  # planted pairs after the same first task: the same images and instructions with every answer renamed, and a task sharing no image kind, instruction or answer
 PAPER_STREAM = ["classify", "count", "ocr", "vizwiz", "tally", "size"]  # the quick stream and two kinds both bases learn in 150 steps, alone and jointly (BENCHMARKS.md, Learnability)
 
 PRESETS = {
@@ -178,22 +177,21 @@ PRESETS = {
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0, 1]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES,
                       pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
-        order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "er", "eproj", "tir_ewc", "ts_eproj"], seed=[0, 1]),
-                   orders=["default", "reverse", "similarity"]),
-        pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
+        order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "eproj", "ts_eproj"], seed=[0, 1]), orders=["latin", "similarity"]),
+        pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
     "paper": dict(  # the published study: six stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest
         bases={**_QUICK_SIZES["bases"], "world": dict(n_train=400, n_val=64, n_test=256), "held_in_test": 128},
         train=dict(steps_per_task=150, bs=16, eval_bs=64),
         stream=PAPER_STREAM,
         studies=dict(
             tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
-            forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]), more=dict(strategy=CLAIMED, seed=[3, 4])),
+            forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]), more=dict(strategy=CLAIMED + CONTROLS, seed=[3, 4])),
             thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
             encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0, 1, 2]),
                           image=IMAGE_CHOICES, text=TEXT_CHOICES,
                           pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
-            order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "ts_eproj"], seed=[0, 1, 2]), orders=["default", "reverse", "similarity"]),
-            pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0])))),
+            order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ewc", "ts_eproj"], seed=[0, 1, 2]), orders=["latin", "similarity"]),
+            pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
     "minireal": dict(  # the forgetting study on mini-real (05a_minireal): for a GPU
         backend="minireal",
         bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
@@ -209,8 +207,8 @@ PRESETS = {
         encoders=dict(grid=dict(base=["blip2", "instructblip"], strategy=["tir_ewc", "tir_mas", "tir_si", "ts_eproj"], seed=[0, 1, 2]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES, pairs=[[i, t] for i in IMAGE_CHOICES for t in TEXT_CHOICES]),
         order=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]),
-                   orders=["default", "reverse", "similarity"]),
-        pairwise=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft"], seed=[0, 1, 2])))),
+                   orders=["latin", "reverse", "similarity"]),
+        pairwise=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
 }
 
 def preset(name:str)->dict:
@@ -677,16 +675,23 @@ def tau_grid(values:list # the decision similarities (`decision_similarities`)
     v = sorted({round(float(x), 6) for x in values})
     return [0.0] + [round((a + b) / 2, 6) for a, b in zip(v, v[1:])] + [round(v[-1] + (1 - v[-1]) / 2, 6)]
 
-def stream_order(order:str, # 'default', 'reverse' or 'similarity'
-                 base:str, preset_name:str, cache:str|Path|None=None)->list:
-    "The preset's stream in the named order ('similarity' loads the base and its task embeddings)."
+ORDERS = ("default", "reverse", "similarity", "latin")
+
+def rotations(stream:list)->list:
+    "Every cyclic rotation of `stream`, the first the stream itself: a Latin square, so each task takes each position once and ends the stream once."
+    return [list(stream[k:]) + list(stream[:k]) for k in range(len(stream))]
+
+def stream_orders(order:str, # one of `ORDERS`
+                  base:str, preset_name:str, cache:str|Path|None=None)->list:
+    "The preset's stream in the named order, as a list of streams ('latin': every rotation; 'similarity' loads the base and its task embeddings)."
     stream = list(preset(preset_name)["stream"])
-    if order == "default": return stream
-    if order == "reverse": return stream[::-1]
-    if order != "similarity": raise ConfigError(f"orders: unknown order {order!r}; known: ['default', 'reverse', 'similarity']")
+    if order not in ORDERS: raise ConfigError(f"orders: unknown order {order!r}; known: {list(ORDERS)}")
+    if order == "default": return [stream]
+    if order == "reverse": return [stream[::-1]]
+    if order == "latin": return rotations(stream)
     cfg = make_config(preset_name, base)
     sim = run_similarity(cfg.load_base(cache), [load_task(t, cfg.bases.world) for t in stream], SimilarityConfig(), cache)
-    return similarity_order(sim["tasks"], sim["matrix"])
+    return [similarity_order(sim["tasks"], sim["matrix"])]
 
 # %% ../nbs/10_study.ipynb #865c60b0
 TUNING_RULE = ("the strength with the highest validation A_T (mean over seeds of the final average score on the stream tasks' validation "
@@ -746,7 +751,19 @@ def apply_tuning(runs:list, # template parameters, one dict per run
     return out
 
 # %% ../nbs/10_study.ipynb #dc985d02
-_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": set()}
+_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": {"controls"}}
+
+def pair_streams(stream:list, # the preset's stream tasks
+                 controls:dict # name -> [a, b]: planted pairs run as well (`PAIR_CONTROLS`)
+                )->list:
+    "Every ordered pair of the stream's tasks, then each control pair not among them."
+    pairs = list(itertools.permutations(stream, 2))
+    if not isinstance(controls, dict): raise ConfigError(f"studies.pairwise.controls: a mapping name -> [first, second], got {controls!r}")
+    for k, v in controls.items():
+        if not (isinstance(v, (list, tuple)) and len(v) == 2 and all(t in TASK_NAMES for t in v) and v[0] != v[1]):
+            raise ConfigError(f"studies.pairwise.controls.{k}: two different task names of {TASK_NAMES}, got {v!r}")
+        if tuple(v) not in pairs: pairs.append(tuple(v))
+    return pairs
 
 def plan_study(preset_name:str, # a preset with `studies`
                studies:list|None=None, # which of its studies (None: all)
@@ -774,10 +791,10 @@ def plan_study(preset_name:str, # a preset with `studies`
             runs = []
             for b in grid["base"]:
                 for o in spec["orders"]:
-                    st = stream_order(o, b, preset_name, cache)
-                    runs += expand_grid({**grid, "base": [b]}, {**fixed, "stream": [] if st == p["stream"] else st})
+                    for st in stream_orders(o, b, preset_name, cache):
+                        runs += [r for r in expand_grid({**grid, "base": [b]}, {**fixed, "stream": [] if st == p["stream"] else st}) if r not in runs]
         elif name == "pairwise":
-            runs = [r for a, b in itertools.permutations(p["stream"], 2) for r in expand_grid(grid, {**fixed, "stream": [a, b]})]
+            runs = [r for a, b in pair_streams(p["stream"], spec.get("controls", {})) for r in expand_grid(grid, {**fixed, "stream": [a, b]})]
         else: runs = expand_grid(grid, fixed)
         if "more" in spec:  # a second grid: `grid` with some values replaced (e.g. more seeds for some methods)
             bad = sorted(set(spec["more"]) - set(grid))

@@ -16,7 +16,7 @@ from .tasks import Sample, TaskSpec, TaskData
 
 # %% auto #0
 __all__ = ['COLOURS', 'COLOUR_NEIGHBOURS', 'SHAPES', 'PLURALS', 'SHAPE_SYNONYMS', 'SIZES', 'SIZE_SYNONYMS', 'BACKGROUNDS',
-           'WORDS', 'COLUMNS', 'ROWS', 'RELATIONS', 'DEGRADATIONS', 'UNANSWERABLE', 'LETTERS', 'TASK_SPECS',
+           'WORDS', 'COLUMNS', 'ROWS', 'RELATIONS', 'DEGRADATIONS', 'UNANSWERABLE', 'LETTERS', 'SWAPPED', 'TASK_SPECS',
            'TASK_NAMES', 'CORPUS_TASKS', 'word_tokens', 'Obj', 'Sign', 'Scene', 'obj_box', 'box_0_99', 'format_box',
            'degrade', 'render_scene', 'reading_order', 'caption_refs', 'textcap_refs', 'human_answers', 'majority',
            'match_template', 'draft_sample', 'make_samples', 'WorldConfig', 'load_task', 'vocabulary', 'describe_scene',
@@ -377,6 +377,12 @@ def _gen_classify(rng, S):
     sc, main = _classify_scene(rng)
     return sc, {}, main.shape, main.shape
 
+SWAPPED = {s: SHAPES[(i + 1) % len(SHAPES)] for i, s in enumerate(SHAPES)}  # `classify_swap`'s fixed renaming: every shape answered as the next one
+
+def _gen_classify_swap(rng, S):
+    sc, main = _classify_scene(rng)
+    return sc, {}, SWAPPED[main.shape], SWAPPED[main.shape]
+
 def _gen_colour(rng, S):
     sc, main = _classify_scene(rng)
     return sc, {}, main.colour, main.colour
@@ -473,12 +479,14 @@ TASK_SPECS = {s.name: s for s in [
              "Visual Genome (attributes)", 4),
     TaskSpec("position", "exact", ["Where is the object in the image?", "Where in the image is the shape?",
              "Is the object at the top, in the middle or at the bottom, and on the left or the right?"], "Visual7W (where)", 5),
+    TaskSpec("classify_swap", "exact", ["What is the main object in the image?", "What kind of shape is shown in this image?",
+             "Classify the main object in the image."], "control: classify with every answer renamed", 4),
 ]}
 TASK_NAMES = list(TASK_SPECS)
 CORPUS_TASKS = TASK_NAMES[:10]  # the kinds whose text the language model is pretrained on (`world_corpus`); later kinds are worded with its words only
 _GENERATORS = {"caption": _gen_caption, "textcap": _gen_textcap, "vqa": _gen_vqa, "ocr": _gen_ocr, "gqa": _gen_gqa,
                "count": _gen_count, "classify": _gen_classify, "ground": _gen_ground, "mcq": _gen_mcq, "vizwiz": _gen_vizwiz,
-               "colour": _gen_colour, "scene": _gen_scene, "quality": _gen_quality, "tally": _gen_tally, "size": _gen_size, "position": _gen_position}
+               "colour": _gen_colour, "scene": _gen_scene, "classify_swap": _gen_classify_swap, "quality": _gen_quality, "tally": _gen_tally, "size": _gen_size, "position": _gen_position}
 
 def match_template(spec:TaskSpec, instruction:str)->int|None:
     "Index of the template of `spec` that produced `instruction` (the most specific match), or None."

@@ -93,7 +93,7 @@ class TIREWCConfig(EWCConfig, TIRFields):
     lam: float = 0.1         # penalty strength lambda (on importance normalised to mean 1)
     def __post_init__(self): super().__post_init__(); self.check_tir()
 
-@register("tir_ewc")
+@register("tir_ewc", "TIR-EWC", "similarity-informed", claimed=True, reference="ewc")
 class TIREWC(TIRMixin, EWC):
     "TIR with EWC's empirical Fisher as importance."
     Config = TIREWCConfig
@@ -104,7 +104,7 @@ class TIRMASConfig(RegConfig, TIRFields):
     lam: float = 0.1         # penalty strength lambda (on importance normalised to mean 1)
     def __post_init__(self): super().__post_init__(); self.check_tir()
 
-@register("tir_mas")
+@register("tir_mas", "TIR-MAS", "similarity-informed", claimed=True, reference="mas")
 class TIRMAS(TIRMixin, MAS):
     "TIR with MAS's output sensitivity as importance."
     Config = TIRMASConfig
@@ -115,7 +115,7 @@ class TIRSIConfig(SIConfig, TIRFields):
     lam: float = 0.1         # penalty strength lambda (on importance normalised to mean 1)
     def __post_init__(self): super().__post_init__(); self.check_tir()
 
-@register("tir_si")
+@register("tir_si", "TIR-SI", "similarity-informed", reference="si")
 class TIRSI(TIRMixin, SI):
     "TIR with SI's path integral as importance."
     Config = TIRSIConfig
@@ -126,7 +126,7 @@ class TIREWCS0Config(TIREWCConfig):
     "TIR-EWC with s = 0 for every owner."
     use_similarity: bool = False  # the ablation: nothing relaxes
 
-@register("tir_ewc_s0")
+@register("tir_ewc_s0", "TIR-EWC s=0", "ablation", reference="tir_ewc", tuned_as="tir_ewc")
 class TIREWCS0(TIREWC):
     "TIR-EWC's s = 0 ablation: normalised, max-merged Fisher, never relaxed by similarity."
     Config = TIREWCS0Config
@@ -136,7 +136,7 @@ class TIRMASS0Config(TIRMASConfig):
     "TIR-MAS with s = 0 for every owner."
     use_similarity: bool = False  # the ablation: nothing relaxes
 
-@register("tir_mas_s0")
+@register("tir_mas_s0", "TIR-MAS s=0", "ablation", reference="tir_mas", tuned_as="tir_mas")
 class TIRMASS0(TIRMAS):
     "TIR-MAS's s = 0 ablation: normalised, max-merged importance, never relaxed by similarity."
     Config = TIRMASS0Config

@@ -229,6 +229,7 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
     tasks = list(evaluated) + list(initial) + list(stream)
     names = [t.name for t in tasks]
+    if strategy.seed_salt: seed = derive_seed(seed, strategy.seed_salt)  # a twin's seeds of its own
     strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache))
     state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
     start = 0

@@ -94,8 +94,9 @@ def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     page = ctx.new_page()
     page.goto(site.as_uri(), wait_until="load")
     assert page.locator("h2", has_text="claims").count() == 1
-    claims, run_table = page.locator("table").nth(1), page.locator("table").nth(2)
+    claims, control, run_table = (page.locator("table").nth(k) for k in (1, 2, 3))
     assert claims.locator("tbody tr").count() == 5 and "Forgetting persists" in claims.inner_text()
+    assert control.locator("tbody tr").count() == 1 and "twin" in control.inner_text()  # the null control, below the findings
     assert run_table.locator("tbody tr").count() == len(runs)
     setup = page.locator("table").nth(0).inner_text()
     assert "Split sizes per task" in setup and "torch" in setup and "Runs' own wall times" in setup

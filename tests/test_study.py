@@ -8,7 +8,7 @@ import pytest
 from conftest import cli, ROOT
 from cit_study.core import ConfigError, read_json, config_hash
 from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
-                             WarmKernel, run_all, plan_study, stream_order, config_from_params)
+                             WarmKernel, run_all, plan_study, stream_orders, config_from_params)
 from cit_study.metrics import cl_summary
 import cit_study.train as train_mod
 
@@ -239,10 +239,20 @@ def test_study_plan_covers_each_axis(monkeypatch):
     plan = plan_study("quick", ["forgetting", "pairwise"])
     ids = lambda name: {config_hash(config_from_params(check_params(r), weights=False)) for r in plan[name]}  # configs: run ids add the weights
     assert len(ids("forgetting")) == len(plan["forgetting"])  # no duplicates
-    assert {tuple(r["stream"]) for r in plan["pairwise"]} == {(a, b) for a in make_config("quick").stream for b in make_config("quick").stream if a != b}
-    assert stream_order("reverse", "blip2", "quick") == make_config("quick").stream[::-1]
+    st = make_config("quick").stream
+    pairs = {(a, b) for a in st for b in st if a != b}
+    assert {tuple(r["stream"]) for r in plan["pairwise"]} == pairs | {tuple(v) for v in study_mod.PAIR_CONTROLS.values()}  # and the planted pairs
+    assert {r["seed"] for r in plan["pairwise"]} == {0, 1, 2}
+    quick = study_mod.PRESETS["quick"]  # the Latin square alone (the similarity order would load the quick base)
+    monkeypatch.setitem(study_mod.PRESETS, "quick", {**quick, "studies": {**quick["studies"], "order": {**quick["studies"]["order"], "orders": ["latin"]}}})
+    order = plan_study("quick", ["order"])["order"]
+    monkeypatch.setitem(study_mod.PRESETS, "quick", quick)
+    ends = {(r["strategy"], r["seed"]): set() for r in order}
+    for r in order: ends[(r["strategy"], r["seed"])].add((r["stream"] or st)[-1])
+    assert all(e >= set(st) for e in ends.values())  # the Latin square: every task ends the stream in some run of each method and seed
+    assert stream_orders("reverse", "blip2", "quick") == [make_config("quick").stream[::-1]]
     with pytest.raises(ConfigError, match="sideways"):
-        stream_order("sideways", "blip2", "quick")
+        stream_orders("sideways", "blip2", "quick")
     # thresholds at one tau per regime of the decisions the built (smoke) bases' similarities give
     smoke = study_mod.PRESETS["smoke"]
     grid = dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0])
