@@ -202,7 +202,8 @@ def test_a_results_folder_of_another_format_is_refused(tmp_path):
 def test_ctrl_c_is_one_line_exit_130_and_resume_finishes(tmp_path):
     "Ctrl-C in a terminal: SIGINT to the whole process group (the command and its run's kernel), during its training (after row 0's checkpoint)."
     args = ["run", "--preset", "smoke", "--strategy", "seqft", "--stream", "count,ocr", "--steps-per-task", "800", "--results", str(tmp_path)]
-    p = subprocess.Popen([str(BIN / "cit-study"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen([str(BIN / "cit-study"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal, also when the suite itself runs with SIGINT ignored (nohup, a background job)
     deadline = time.time() + 600
     while not list(tmp_path.glob("*/checkpoints/*.pt")) and p.poll() is None and time.time() < deadline: time.sleep(0.2)
     assert p.poll() is None, "the run ended before it could be interrupted"
