@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study paper smoke bench test browser nbtest pytest sync readme clean-notebooks lab lavis-env
+.PHONY: setup study paper publish smoke bench test browser nbtest pytest sync readme clean-notebooks lab lavis-env
 
 $(STAMP): requirements.txt requirements-nodeps.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,20 @@ study: $(STAMP)
 PAPER_OUT ?= out/paper
 paper: $(STAMP)
 	$(BIN)/cit-study study --preset paper --out $(PAPER_OUT) --workers 2
+
+# Publish a finished study (default: the paper study in PAPER_OUT) as the committed published study in PUBLISH_TO: its runs'
+# run.json (item scores included), error records and study files, without run notebooks, run pages or raw predictions
+# (build output), and the site rebuilt from those files alone, as `cit-study report` rebuilds it on a fresh clone.
+PUBLISH_FROM ?= $(PAPER_OUT)
+PUBLISH_TO ?= reports/paper
+publish: $(STAMP)
+	@test -f $(PUBLISH_FROM)/study.json || { echo "make publish: $(PUBLISH_FROM)/study.json is missing: run the study first (make paper)" >&2; exit 1; }
+	rm -rf $(PUBLISH_TO).staging && mkdir -p $(PUBLISH_TO).staging
+	cd $(PUBLISH_FROM) && cp study.json $$(ls tuning.json similarity.json 2>/dev/null) $(CURDIR)/$(PUBLISH_TO).staging/ && \
+	  find results -mindepth 2 -maxdepth 2 \( -name run.json -o -name error.json \) -exec cp --parents {} $(CURDIR)/$(PUBLISH_TO).staging/ \;
+	$(BIN)/cit-study report $(PUBLISH_TO).staging/results --out $(PUBLISH_TO).staging --title "cit-study: the $$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' $(PUBLISH_FROM)/study.json) study"
+	rm -rf $(PUBLISH_TO) && mv $(PUBLISH_TO).staging $(PUBLISH_TO)
+	@du -sh $(PUBLISH_TO) reports
 
 smoke: $(STAMP)
 	$(BIN)/cit-study study --preset smoke --out out/smoke

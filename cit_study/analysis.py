@@ -167,10 +167,13 @@ def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stre
 
 # %% ../nbs/11b_analysis.ipynb #6ea03014
 def pair_similarity(run:dict)->float:
-    "s(first, second) of a two-task run, from the similarity it recorded (NaN if none)."
+    """The similarity of a two-task run's tasks: the product over modalities of their raw cosines, as the run recorded
+    them with the default encoders (NaN if it recorded none). The method's s z-scores the cosines among the tasks it
+    compares, which for two tasks is the same constant for every pair, so the raw cosines are what can rank pairs."""
     s, st = run.get("similarity") or {}, run["config"]["stream"]
-    if len(st) != 2 or not all(t in s.get("tasks", []) for t in st): return math.nan
-    return float(s["matrix"][s["tasks"].index(st[0])][s["tasks"].index(st[1])])
+    if len(st) != 2 or not all(t in s.get("tasks", []) for t in st) or not s.get("cosine"): return math.nan
+    i, j = s["tasks"].index(st[0]), s["tasks"].index(st[1])
+    return float(np.prod([c[i][j] for c in s["cosine"].values()]))
 
 def pair_controls(runs:list, # the pairwise study's runs
                   controls:dict # 'conflict' and 'disjoint' -> [first, second]
