@@ -19,7 +19,7 @@ from .strategies import registry, methods
 # %% auto #0
 __all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'ref', 'COMPARISONS',
            'OUTCOMES', 'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs',
-           'group_values', 'paired', 'comparisons_frame', 'claims_table']
+           'group_values', 'paired', 'comparisons_frame', 'claims_table', 'outcome_changes']
 
 # %% ../nbs/11a_claims.ipynb #95833c2a
 NAMES = {n: c.title for n, c in registry().items()}  # display names, from each method's registration
@@ -234,3 +234,13 @@ def claims_table(runs:list, # run dicts (run.json); only the forgetting study's 
                      "comparisons": ", ".join(f"{st.count(s)} {s}" for s in OUTCOMES if s in st),
                      "evidence": "\n".join(g.text), "rule": RULE})
     return pd.DataFrame(rows)
+
+# %% ../nbs/11a_claims.ipynb #75363c1a
+def outcome_changes(a:pd.DataFrame, b:pd.DataFrame # `comparisons_frame` of two studies (e.g. the same study at disjoint seeds)
+                   )->pd.DataFrame:
+    "One row per comparison in both: its outcome in each, whether it changed, and whether it flipped between supported and contradicted."
+    key = ["finding", "primary", "comparison", "metric"]
+    m = a[key + ["outcome"]].merge(b[key + ["outcome"]], on=key, suffixes=("_a", "_b"))
+    m["changed"] = m.outcome_a != m.outcome_b
+    m["flipped"] = m.apply(lambda r: {r.outcome_a, r.outcome_b} == {"supported", "contradicted"}, axis=1)
+    return m

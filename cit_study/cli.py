@@ -74,6 +74,7 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
+    st.add_argument("--seed-offset", type=int, default=0, help="added to every run's seed: the study at a disjoint set of seeds (copy the first study's tuning.json into OUT to keep its strengths)")
     b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own. learn: each task trained alone from each base of the (first) preset, scored beside its zero-shot score and its no-learning baselines.")
     b.add_argument("what", choices=["methods", "perf", "study", "learn"], help="what to measure")
     b.add_argument("--presets", default="smoke,quick", help="study: comma-separated presets")
@@ -157,7 +158,8 @@ def _report(a):
 def _study(a):
     from cit_study.study import run_study
     if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
-    res = run_study(a.preset, a.out, a.cache, progress=not a.quiet, studies=[x for x in a.studies.split(",") if x] or None, workers=a.workers)
+    res = run_study(a.preset, a.out, a.cache, progress=not a.quiet, studies=[x for x in a.studies.split(",") if x] or None, workers=a.workers,
+                    seed_offset=a.seed_offset)
     print(f"study {a.preset}: bases {res['bases_seconds']/60:.1f} min, runs {res['runs_seconds']/60:.1f} min, "
           f"total {res['total_seconds']/60:.1f} min; report {res['report']}")
     return 1 if res["sweep"]["failed"] else 0

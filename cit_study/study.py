@@ -767,9 +767,11 @@ def pair_streams(stream:list, # the preset's stream tasks
 
 def plan_study(preset_name:str, # a preset with `studies`
                studies:list|None=None, # which of its studies (None: all)
-               cache:str|Path|None=None # base cache (the 'similarity' order loads a base)
+               cache:str|Path|None=None, # base cache (the 'similarity' order loads a base)
+               seed_offset:int=0 # added to every run's seed: the same study at a disjoint set of seeds (a replication)
               )->dict:
     "Study name -> list of run parameters, for the preset's studies."
+    if isinstance(seed_offset, bool) or not isinstance(seed_offset, int) or seed_offset < 0: raise ConfigError(f"seed_offset: a whole number >= 0, got {seed_offset!r}")
     p = preset(preset_name); specs = p.get("studies", {})
     plan = {}
     for name in studies or list(specs):
@@ -800,7 +802,7 @@ def plan_study(preset_name:str, # a preset with `studies`
             bad = sorted(set(spec["more"]) - set(grid))
             if bad: raise ConfigError(f"studies.{name}.more: key(s) {bad} are not axes of its grid {sorted(grid)}")
             runs += [r for r in expand_grid({**grid, **spec["more"]}, fixed) if r not in runs]
-        for r in runs: r["strategy_params"] = canonical_params(r["strategy"], r.get("strategy_params", {}))
+        for r in runs: r["strategy_params"] = canonical_params(r["strategy"], r.get("strategy_params", {})); r["seed"] += seed_offset
         plan[name] = runs
     return plan
 
@@ -818,7 +820,8 @@ def encoder_similarities(preset_name:str, cache:str|Path|None=None)->dict:
 # %% ../nbs/10_study.ipynb #031b1b49
 def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|None=None, progress:bool=True,
               studies:list|None=None, # which studies (None: all of the preset's)
-              workers:int=1 # runs at once
+              workers:int=1, # runs at once
+              seed_offset:int=0 # added to every seed (`plan_study`): with the first study's `tuning.json` copied into `out` and `studies=["forgetting"]`, its replication at disjoint seeds
              )->dict:
     "Run a preset's studies and build their report site; returns timings and the outcome."
     from cit_study.site import build_site
@@ -829,7 +832,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     bases = sorted({b for s in p["studies"].values() for b in s["grid"]["base"]})
     for kind in bases: make_config(preset_name, kind).base_path(cache)
     t_bases = time.time() - t0
-    plan = plan_study(preset_name, studies, cache)
+    plan = plan_study(preset_name, studies, cache, seed_offset)
     outcome = {"done": [], "skipped": [], "failed": {}}
     def run(queue):
         res = run_all(sorted(queue, key=lambda r: r["seed"]), out / "results", cache, progress, workers)  # stable: every study at the lowest seed first
