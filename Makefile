@@ -42,7 +42,7 @@ publish: $(STAMP)
 	rm -rf $(PUBLISH_TO).staging && mkdir -p $(PUBLISH_TO).staging
 	cd $(PUBLISH_FROM) && cp study.json $$(ls tuning.json similarity.json 2>/dev/null) $(CURDIR)/$(PUBLISH_TO).staging/ && \
 	  find results -mindepth 2 -maxdepth 2 \( -name run.json -o -name error.json \) -exec cp --parents {} $(CURDIR)/$(PUBLISH_TO).staging/ \;
-	$(BIN)/cit-study report $(PUBLISH_TO).staging/results --out $(PUBLISH_TO).staging --title "cit-study: the $$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' $(PUBLISH_FROM)/study.json) study"
+	$(BIN)/cit-study report $(PUBLISH_TO).staging/results --out $(PUBLISH_TO).staging --workers 2 --title "cit-study: the $$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' $(PUBLISH_FROM)/study.json) study"
 	rm -rf $(PUBLISH_TO) && mv $(PUBLISH_TO).staging $(PUBLISH_TO)
 	@du -sh $(PUBLISH_TO) reports
 
