@@ -16,7 +16,7 @@ from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_
 
 # %% auto #0
 __all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'axis_frame',
-           'order_tasks', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_similarity', 'pair_controls']
+           'order_tasks', 'pair_similarity', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_controls']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -127,16 +127,25 @@ def order_tasks(runs:list, default_stream:list)->pd.DataFrame:
     return pd.DataFrame(rows, columns=["base", "strategy", "seed", "order", "task", "position", "last", "learned", "final", "forgetting"])
 
 # %% ../nbs/11b_analysis.ipynb #7c2244b5
+def pair_similarity(run:dict)->float:
+    """The similarity of a two-task run's tasks: the product over modalities of their raw cosines, as the run recorded
+    them with the default encoders (NaN if it recorded none). The method's s z-scores the cosines among the tasks it
+    compares, which for two tasks is the same constant for every pair, so the raw cosines are what can rank pairs."""
+    s, st = run.get("similarity") or {}, run["config"]["stream"]
+    if len(st) != 2 or not all(t in s.get("tasks", []) for t in st) or not s.get("cosine"): return math.nan
+    i, j = s["tasks"].index(st[0]), s["tasks"].index(st[1])
+    return float(np.prod([c[i][j] for c in s["cosine"].values()]))
+
 def pairwise_frame(runs:list)->pd.DataFrame:
-    "One row per two-task run: base, seed, first, second, learned (a after a), drop (of a after b)."
+    "One row per two-task run: base, seed, first, second, learned (a after a), drop (of a after b), similarity (`pair_similarity`)."
     rows = []
     for r in runs:
         st = r["config"]["stream"]
         if len(st) != 2: continue
         j = r["n_initial"]; m = np.array(r["matrix"], dtype=float)
         rows.append({"base": BASE_NAMES.get(r["config"]["base"], r["config"]["base"]), "seed": r["config"]["seed"],
-                     "first": st[0], "second": st[1], "learned": m[1, j], "drop": m[1, j] - m[2, j]})
-    return pd.DataFrame(rows, columns=["base", "seed", "first", "second", "learned", "drop"])
+                     "first": st[0], "second": st[1], "learned": m[1, j], "drop": m[1, j] - m[2, j], "similarity": pair_similarity(r)})
+    return pd.DataFrame(rows, columns=["base", "seed", "first", "second", "learned", "drop", "similarity"])
 
 def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stream tasks
                              pw:pd.DataFrame # `pairwise_frame` rows of one base
@@ -166,15 +175,6 @@ def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stre
     return {**empty, "rho": float(rho), "p": float(p), "p_perm": p_perm, "conclusive": 1 / math.factorial(n) <= 0.05}
 
 # %% ../nbs/11b_analysis.ipynb #6ea03014
-def pair_similarity(run:dict)->float:
-    """The similarity of a two-task run's tasks: the product over modalities of their raw cosines, as the run recorded
-    them with the default encoders (NaN if it recorded none). The method's s z-scores the cosines among the tasks it
-    compares, which for two tasks is the same constant for every pair, so the raw cosines are what can rank pairs."""
-    s, st = run.get("similarity") or {}, run["config"]["stream"]
-    if len(st) != 2 or not all(t in s.get("tasks", []) for t in st) or not s.get("cosine"): return math.nan
-    i, j = s["tasks"].index(st[0]), s["tasks"].index(st[1])
-    return float(np.prod([c[i][j] for c in s["cosine"].values()]))
-
 def pair_controls(runs:list, # the pairwise study's runs
                   controls:dict # 'conflict' and 'disjoint' -> [first, second]
                  )->pd.DataFrame:
@@ -183,7 +183,6 @@ def pair_controls(runs:list, # the pairwise study's runs
     above 0 by its interval and the conflict the more similar pair."""
     if set(controls) != {"conflict", "disjoint"}: raise ConfigError(f"controls: needs 'conflict' and 'disjoint', got {sorted(controls)}")
     pw = pairwise_frame(runs)
-    pw["similarity"] = [pair_similarity(r) for r in runs if len(r["config"]["stream"]) == 2]
     rows = []
     for base, g in pw.groupby("base", sort=False):
         pick = {k: g[(g["first"] == a) & (g["second"] == b)].set_index("seed") for k, (a, b) in controls.items()}

@@ -17,9 +17,9 @@ from .analysis import linear_items
 from .strategies import registry, methods
 
 # %% auto #0
-__all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'ref', 'COMPARISONS',
-           'OUTCOMES', 'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs',
-           'group_values', 'paired', 'comparisons_frame', 'claims_table', 'outcome_changes']
+__all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'COMPARISONS', 'OUTCOMES',
+           'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs', 'group_values',
+           'paired', 'comparisons_frame', 'claims_table', 'outcome_changes']
 
 # %% ../nbs/11a_claims.ipynb #95833c2a
 NAMES = {n: c.title for n, c in registry().items()}  # display names, from each method's registration
@@ -49,7 +49,7 @@ FINDINGS = {
 FAMILY_FINDING = {"replay": 3, "regularisation": 4, "similarity-informed": 5}  # the finding each family's other methods are reported beside
 SECONDARY = {k: [m for m in methods(f) if not registry()[m].claimed] for f, k in FAMILY_FINDING.items()}  # the family's methods the paper does not name
 CONTROL = (0, "Null control: SeqFT and its twin do not differ", "F_T and A_T of SeqFT twin (SeqFT under another name, seeds of its own) within the margin of SeqFT's on each base (equivalence)")
-ref = lambda s: registry()[s].reference  # the method a secondary comparison is judged against (C-LoRA and O-LoRA: sequential LoRA)
+def _ref(s:str)->str: return registry()[s].reference  # the method a secondary comparison is judged against (C-LoRA and O-LoRA: sequential LoRA)
 
 COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
     + [Comparison(2, ("instructblip", "seqft"), ("blip2", "seqft"), "F_T", "<0", True)]
@@ -57,9 +57,9 @@ COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
     + [Comparison(4, ("instructblip", s), ("instructblip", "seqft"), "F_T", "<0", True) for s in ("ewc", "mas")]
     + [Comparison(4, ("blip2", s), ("blip2", "seqft"), "F_T", "not<0") for s in ("ewc", "mas")]
     + [Comparison(5, (b, v), (b, p), "A_T", ">0") for b in BASES for v, p in (("tir_ewc", "ewc"), ("tir_mas", "mas"), ("ts_eproj", "eproj"))]
-    + [Comparison(k, (b, s), (b, ref(s)), "F_T", "<0", True, False) for k in (3, 4) for b in BASES for s in SECONDARY[k]]
-    + [Comparison(5, (b, s), (b, ref(s)), "A_T", ">0", primary=False) for b in BASES for s in SECONDARY[5]]
-    + [Comparison(CONTROL[0], (b, s), (b, ref(s)), k, "=0") for s in methods("control") for b in BASES for k in ("F_T", "A_T")])
+    + [Comparison(k, (b, s), (b, _ref(s)), "F_T", "<0", True, False) for k in (3, 4) for b in BASES for s in SECONDARY[k]]
+    + [Comparison(5, (b, s), (b, _ref(s)), "A_T", ">0", primary=False) for b in BASES for s in SECONDARY[5]]
+    + [Comparison(CONTROL[0], (b, s), (b, _ref(s)), k, "=0") for s in methods("control") for b in BASES for k in ("F_T", "A_T")])
 
 # %% ../nbs/11a_claims.ipynb #dd9d22ee
 OUTCOMES = ["supported", "contradicted", "inconclusive", "not applicable"]

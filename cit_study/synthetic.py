@@ -380,8 +380,8 @@ def _gen_classify(rng, S):
 SWAPPED = {s: SHAPES[(i + 1) % len(SHAPES)] for i, s in enumerate(SHAPES)}  # `classify_swap`'s fixed renaming: every shape answered as the next one
 
 def _gen_classify_swap(rng, S):
-    sc, main = _classify_scene(rng)
-    return sc, {}, SWAPPED[main.shape], SWAPPED[main.shape]
+    sc, f, out, ref = _gen_classify(rng, S)
+    return sc, f, SWAPPED[out], SWAPPED[ref]
 
 def _gen_colour(rng, S):
     sc, main = _classify_scene(rng)
@@ -479,9 +479,8 @@ TASK_SPECS = {s.name: s for s in [
              "Visual Genome (attributes)", 4),
     TaskSpec("position", "exact", ["Where is the object in the image?", "Where in the image is the shape?",
              "Is the object at the top, in the middle or at the bottom, and on the left or the right?"], "Visual7W (where)", 5),
-    TaskSpec("classify_swap", "exact", ["What is the main object in the image?", "What kind of shape is shown in this image?",
-             "Classify the main object in the image."], "control: classify with every answer renamed", 4),
 ]}
+TASK_SPECS["classify_swap"] = TaskSpec("classify_swap", "exact", TASK_SPECS["classify"].templates, "control: classify with every answer renamed", 4)
 TASK_NAMES = list(TASK_SPECS)
 CORPUS_TASKS = TASK_NAMES[:10]  # the kinds whose text the language model is pretrained on (`world_corpus`); later kinds are worded with its words only
 _GENERATORS = {"caption": _gen_caption, "textcap": _gen_textcap, "vqa": _gen_vqa, "ocr": _gen_ocr, "gqa": _gen_gqa,

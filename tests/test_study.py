@@ -1,5 +1,5 @@
 "End-to-end paths: the smoke study through the CLI and papermill, resume, bad input, sweeps."
-import json, math, re
+import json, re
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +9,6 @@ from conftest import cli, ROOT
 from cit_study.core import ConfigError, read_json, config_hash
 from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
                              WarmKernel, run_all, plan_study, stream_orders, config_from_params)
-from cit_study.metrics import cl_summary
 import cit_study.train as train_mod
 
 SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"}
