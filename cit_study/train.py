@@ -224,7 +224,8 @@ def load_checkpoint(ckpt_dir:Path):
 # %% ../nbs/09_train.ipynb #a8a898c9
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
                ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool|str|Path=True, cache:str|Path|None=None,
-               evaluated:list=() # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
+               evaluated:list=(), # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
+               zero_shot:dict|None=None # task name -> (score, predictions) of row 0, the base's (`study.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
               )->dict:
     "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
     tasks = list(evaluated) + list(initial) + list(stream)
@@ -245,7 +246,9 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             state, start = ck["state"], ck["step"] + 1
     def measure(i):
         t0 = time.time()
-        if strategy.evaluates(i):
+        if i == 0 and zero_shot is not None and strategy.zero_shot_is_base and set(names) <= set(zero_shot):
+            state["rows"].append([zero_shot[n][0] for n in names]); state["predictions"].append({n: zero_shot[n][1] for n in names})
+        elif strategy.evaluates(i):
             scores, preds = evaluate(strategy, tasks, cfg.eval_bs, progress, f"row {i}: evaluate {len(tasks)} tasks")
             state["rows"].append([scores[n] for n in names]); state["predictions"].append(preds)
         else:

@@ -11,7 +11,7 @@ from cit_study.core import ConfigError
 from cit_study.tasks import TaskData
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer, trainable_state
-from cit_study.train import TrainConfig, run_stream
+from cit_study.train import TrainConfig, run_stream, evaluate
 from cit_study.strategies import STRATEGIES, make_strategy
 from cit_study.study import METHODS
 
@@ -58,6 +58,8 @@ def test_method_trains_reports_and_resumes_exactly(world, name, tmp_path):
     kind = "instructblip" if ROWS.index(name) % 2 else "blip2"
     initial = world.initial if kind == "instructblip" else []
     m1, m2 = fresh(world, kind), fresh(world, kind)
+    base = make_strategy("seqft"); base.setup(fresh(world, kind), None)
+    _, zero = evaluate(base, initial + world.stream, world.cfg.eval_bs)  # the base's own predictions before any task
     s = make_strategy(name, params(name))
     before, orig = {}, s.before_task
     def snapshot(i, task):  # after the method's own setup (adapters, experts) and its preparation of task 1
@@ -68,6 +70,7 @@ def test_method_trains_reports_and_resumes_exactly(world, name, tmp_path):
     matrix = np.array(full["matrix"], dtype=float)
     assert matrix.shape == (3, len(initial) + 2) and np.isfinite(matrix).all()
     assert all(math.isfinite(t["loss"]) for t in full["train"])
+    if s.zero_shot_is_base: assert full["predictions"][0] == zero, f"{name}: row 0 is not the base's, set zero_shot_is_base = False"
     json.dumps(full["strategy"])  # the strategy's report goes into run.json
     moved = any(not torch.equal(before[k], v) for k, v in trainable_state(m1).items())
     moved = moved or any(not torch.equal(p, q) for e in getattr(s, "experts", [])[1:] for p, q in zip(e.parameters(), m1.projection.parameters()))

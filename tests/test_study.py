@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, ROOT
-from cit_study.core import ConfigError, read_json, config_hash
+from cit_study.core import ConfigError, read_json, config_hash, atomic_write_json
 from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
                              WarmKernel, run_all, plan_study, stream_orders, config_from_params)
 import cit_study.train as train_mod
@@ -203,6 +203,26 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert read_json(tmp_path / "cut" / "predictions.json") == read_json(tmp_path / "full" / "predictions.json")
     # tasks 1-2 came from the checkpoint, not a re-run: their records, wall times included, are the saved ones
     assert resumed["train"][:2] == saved["state"]["train"] and len(resumed["train"]) == 3
+
+
+def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch):
+    "The first run of a base stores row 0 per task; a later run takes it from there (a planted entry shows), unless its strategy changes the base at setup."
+    from cit_study.study import zero_shot_row, _zero_shot_path
+    from cit_study.strategies import SeqFT
+    run = lambda seed, name: execute_run(make_config("smoke", stream=["ocr"], steps_per_task=2, seed=seed), tmp_path / name, progress=False)
+    a = run(3, "a")
+    cfg = make_config("smoke", stream=["ocr"], steps_per_task=2, seed=3, weights=True)
+    z = zero_shot_row(cfg, a["data"])
+    assert set(z) == set(a["tasks"]) and [z[t][0] for t in a["tasks"]] == a["matrix"][0]
+    assert {t: z[t][1] for t in a["tasks"]} == read_json(tmp_path / "a" / "predictions.json")[0]
+    path = _zero_shot_path(cfg, "ocr", a["data"]["ocr"], None); saved = path.read_text()
+    try:
+        atomic_write_json(path, {"score": -1.0, "predictions": {k: "planted" for k in z["ocr"][1]}})
+        k = a["tasks"].index("ocr")
+        assert run(4, "b")["matrix"][0][k] == -1.0  # row 0 came from the cache
+        monkeypatch.setattr(SeqFT, "zero_shot_is_base", False)
+        assert run(5, "c")["matrix"][0] == a["matrix"][0]  # evaluated afresh
+    finally: path.write_text(saved)
 
 
 def test_warm_kernel_run_equals_fresh_kernel_run(tmp_path):
