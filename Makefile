@@ -89,6 +89,7 @@ pytest: $(STAMP)
 
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md
+	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/guide.ipynb 2>/dev/null > GUIDE.md.tmp && mv GUIDE.md.tmp GUIDE.md
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)

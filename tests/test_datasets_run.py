@@ -44,11 +44,11 @@ def test_a_missing_image_stops_the_run_before_training(tmp_path):
     assert not list((tmp_path / "results").glob("*/run.json")) and not list((tmp_path / "results").glob("*/checkpoints/*"))
 
 
-def test_readme_dataset_example_is_valid():
-    "The README's datasets file names known formats and fields (its files are not here, so only the configs are checked)."
+def test_guide_dataset_example_is_valid():
+    "The guide's datasets file names known formats and fields (its files are not here, so only the configs are checked)."
     from pathlib import Path
     from cit_study.datasets import DatasetConfig
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "GUIDE.md").read_text()
     block = next(b for b in text.split("```yaml")[1:] if "datasets:" in b.split("```")[0]).split("```")[0]
     cfgs = [DatasetConfig.from_dict(d) for d in yaml.safe_load(block)["datasets"]]
     assert [c.name for c in cfgs] == ["flickr", "vqav2", "gqa"]
