@@ -76,8 +76,8 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
     st.add_argument("--seed-offset", type=int, default=0, help="added to every run's seed: the study at a disjoint set of seeds (copy the first study's tuning.json into OUT to keep its strengths)")
-    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own. learn: each task trained alone from each base of the (first) preset, scored beside its zero-shot score and its no-learning baselines.")
-    b.add_argument("what", choices=["methods", "perf", "study", "learn"], help="what to measure")
+    b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own. learn: each task trained alone from each base of the (first) preset, scored beside its zero-shot score and its no-learning baselines. gpu: the GPU paths never run on a CPU (the step on the real BLIP-2 / InstructBLIP shapes in bf16, a mini-real stream, the tests marked gpu), each check recorded, exit 1 if any failed (make gpu-check).")
+    b.add_argument("what", choices=["methods", "perf", "study", "learn", "gpu"], help="what to measure")
     b.add_argument("--presets", default="smoke,quick", help="study: comma-separated presets")
     b.add_argument("--workers", type=int, default=2, help="study: runs at once")
     b.add_argument("--cache", default=None, help="study: cache folder for built bases")
@@ -90,6 +90,7 @@ def build_parser()->argparse.ArgumentParser:
     b.add_argument("--tasks", default="", help="learn: comma-separated tasks (default: the preset's stream)")
     b.add_argument("--lr", type=float, default=0.0, help="learn: learning rate (0: the preset's)")
     b.add_argument("--n-test", type=int, default=0, help="learn: test items per task (0: the preset's)")
+    b.add_argument("--device", default=None, help="gpu: the device to check (default: the GPU, refused without one; cpu: the checks' plumbing on what a CPU runs)")
     b.add_argument("--out", default="", help="JSON file to write (default: bench-WHAT.json)")
     return p
 
@@ -178,6 +179,9 @@ def _bench(a):
         res = learnability(a.presets.split(",")[0], [t for t in a.tasks.split(",") if t] or None, steps=a.steps, lr=a.lr,
                            n_test=a.n_test, cache=a.cache, out=a.out)
         print(format_learnability(res)); print(f"written to {a.out}"); return
+    if a.what == "gpu":
+        from cit_study.perf import gpu_check
+        return 1 if gpu_check(a.out, a.device)["failed"] else 0
     if a.what == "perf":
         from cit_study.perf import bench_perf
         bench_perf([s for s in a.shapes.split(",") if s] or None, bs=a.bs, steps=a.steps or 10, rounds=a.rounds, out=a.out,

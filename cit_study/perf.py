@@ -16,7 +16,8 @@ from .model import LMM, ModelConfig, build_hf_model, train_tokenizer, FeatureCac
 
 # %% auto #0
 __all__ = ['SHAPES', 'PEAK_BF16', 'SMALL_CPU_BATCH', 'build_shape', 'synthetic_batch', 'device_peak', 'cpu_step_peak_mb',
-           'step_costs', 'cache_costs', 'eval_costs', 'study_costs', 'bench_study', 'format_rows', 'bench_perf']
+           'step_costs', 'cache_costs', 'eval_costs', 'study_costs', 'bench_study', 'format_rows', 'bench_perf',
+           'stream_check', 'gpu_check']
 
 # %% ../nbs/13a_perf.ipynb #72a058d2
 def _real_config(kind:str, llm:str):
@@ -290,4 +291,66 @@ def bench_perf(shapes:list|None=None, bs:int=16, steps:int=10, rounds:int=3, out
     res["load"] = load.record
     if load.warning: print(load.warning, file=sys.stderr)
     if out: atomic_write_json(out, res)
+    return res
+
+# %% ../nbs/13a_perf.ipynb #5a5ec8c6
+def stream_check(device, kind:str="blip2", strategy:str="seqft", precision:str="bf16", steps:int=10, bs:int=4, n_test:int=8)->dict:
+    "A short mini-real stream (count, then gqa) on `device`: its scores finite, the trained parts moved, the frozen LLM and CNN untouched (AssertionError naming what failed)."
+    from cit_study.minireal import build_minireal
+    from cit_study.strategies import make_strategy, registry
+    from cit_study.train import TrainConfig, run_stream
+    registry()  # every method registered
+    m = build_minireal(kind).to(device)
+    tasks = [load_task(t, WorldConfig(n_train=max(16, 2 * bs), n_val=2, n_test=n_test)) for t in ("count", "gqa")]
+    frozen = lambda: {**{f"llm.{n}": p for n, p in m.hf.language_model.named_parameters() if "embed" in n or ".0." in n},
+                      **{f"vision.{n}": t for n, t in m.hf.vision_model.state_dict().items()}}
+    before_frozen = {n: t.detach().clone() for n, t in frozen().items()}
+    before = {n: p.detach().clone() for n, p in m.trainable().items()}
+    s = make_strategy(strategy, {"samples": 2 * bs} if strategy in ("ewc", "mas") else {})
+    t0 = time.time()
+    res = run_stream(m, s, [], tasks, TrainConfig(steps_per_task=steps, bs=bs, eval_bs=n_test, precision=precision), seed=0, progress=False)
+    M = np.array(res["matrix"], dtype=float)
+    assert M.shape == (3, 2) and np.isfinite(M).all(), f"scores not finite: {res['matrix']}"
+    assert all(math.isfinite(t["loss"]) for t in res["train"]), f"losses not finite: {[t['loss'] for t in res['train']]}"
+    assert any(not torch.equal(before[n], p) for n, p in m.trainable().items()), "no trained parameter moved"
+    moved = [n for n, t in frozen().items() if not torch.equal(before_frozen[n], t)]
+    assert not moved, f"frozen parts changed: {moved[:3]}"
+    return {"kind": kind, "strategy": strategy, "precision": precision, "steps": steps, "matrix": res["matrix"],
+            "losses": [t["loss"] for t in res["train"]], "seconds": time.time() - t0}
+
+# %% ../nbs/13a_perf.ipynb #f1eae134
+def gpu_check(out:str|Path|None="gpu-check.json", # the JSON written (None: none)
+              device=None, # None: the GPU, refused without one; 'cpu': the same checks on what a CPU runs (small shapes, fp32)
+              tests:bool=True # also run the tests marked `gpu` (pytest -m gpu), when the repository's tests are here
+             )->dict:
+    "Every GPU path this project has never run, each check recorded whatever the others do; returns the record, with `failed` listing what failed."
+    if device is None and not torch.cuda.is_available():
+        raise ConfigError("gpu-check: no CUDA device here (torch.cuda.is_available() is False): it checks the GPU paths, so it runs "
+                          "on a GPU machine; `--device cpu` runs the same checks on the small shapes")
+    dev = torch.device(device or "cuda"); cuda = dev.type == "cuda"
+    res = {"what": "gpu-check", "date": time.strftime("%Y-%m-%d %H:%M"), "device": str(dev), "hardware": hardware(), "versions": versions(), "checks": {}}
+    def check(name, fn):
+        t0 = time.time(); print(f"gpu-check: {name} ...", flush=True)
+        try: r = {"ok": True, **fn()}
+        except Exception as e: r = {"ok": False, "error": f"{type(e).__name__}: {e}"[:2000]}
+        r["check_seconds"] = time.time() - t0; res["checks"][name] = r
+        if cuda: torch.cuda.empty_cache()
+        print(f"gpu-check: {name}: {'ok' if r['ok'] else 'FAILED: ' + r['error']} ({r['check_seconds']:.0f} s)", flush=True)
+    for shape in ([s for s, (_, _, gpu) in SHAPES.items() if gpu] if cuda else ["tiny"]):
+        check(f"step {shape}", lambda shape=shape: step_costs(shape, bs=8 if cuda else 4, steps=5 if cuda else 2, warmup=1, rounds=2, device=dev))
+    for kind, strategy in (("blip2", "seqft"), ("instructblip", "ewc"))[:2 if cuda else 1]:  # a CPU: the plumbing once
+        check(f"minireal stream {kind} {strategy}", lambda kind=kind, strategy=strategy: stream_check(
+            dev, kind, strategy, "bf16" if cuda else "fp32", steps=10 if cuda else 1, bs=4 if cuda else 2, n_test=8 if cuda else 2))
+    import cit_study
+    root = Path(cit_study.__file__).resolve().parent.parent / "tests"  # the repository's tests, when the package runs from a checkout
+    if tests and (root / "conftest.py").exists():
+        def gpu_tests():
+            p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", str(root)], capture_output=True, text=True)
+            if p.returncode not in (0, 5): raise RuntimeError(f"pytest -m gpu exited {p.returncode}: {p.stdout[-1500:]}")
+            return {"summary": (p.stdout.strip().splitlines() or [""])[-1]}
+        check("tests marked gpu", gpu_tests)
+    res["failed"] = [k for k, v in res["checks"].items() if not v["ok"]]
+    if out: atomic_write_json(out, res)
+    print("gpu-check: " + (f"{len(res['failed'])} of {len(res['checks'])} checks FAILED: {', '.join(res['failed'])}" if res["failed"]
+                           else f"all {len(res['checks'])} checks passed") + (f"; written to {out}" if out else ""))
     return res

@@ -12,6 +12,18 @@ os.environ.setdefault("CIT_STUDY_CACHE", str(ROOT / ".cache" / "cit_study"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one; `make gpu-check` runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+    if torch.cuda.is_available(): return
+    skip = pytest.mark.skip(reason="needs a CUDA device (make gpu-check on a GPU machine)")
+    for item in items:
+        if "gpu" in item.keywords: item.add_marker(skip)
+
+
 def cli(*args, check=True, timeout=900):
     "Run the installed `cit-study` command; returns the completed process."
     p = subprocess.run([str(BIN / "cit-study"), *map(str, args)], capture_output=True, text=True, timeout=timeout)
