@@ -17,8 +17,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 from transformers import OPTForCausalLM
 
-from .core import (ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, read_json,
-                            to_jsonable, folder_fingerprint)
+from .core import ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, folder_fingerprint
 from .tasks import Sample, sample_batches
 from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
                                  box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS, _a)

@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #e3faa172
 from __future__ import annotations
 import hashlib, json, os, platform, random, subprocess, tempfile
-from dataclasses import asdict, fields, is_dataclass, MISSING
+from dataclasses import fields, is_dataclass, MISSING
 from importlib import metadata
 from pathlib import Path
 from typing import Any

@@ -24,7 +24,7 @@ from .similarity import load_minilm
 # %% auto #0
 __all__ = ['GGUF_FILE', 'MINIREAL_RECIPE', 'smollm2_gguf', 'load_smollm2', 'CNNVision', 'minireal_image_processor',
            'MiniRealConfig', 'init_qformer_from_bert', 'build_minireal', 'load_minireal', 'minireal_key',
-           'minireal_base_path', 'get_minireal_base']
+           'minireal_base_path']
 
 # %% ../nbs/05a_minireal.ipynb #8c6b55d4
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -217,8 +217,3 @@ def minireal_base_path(kind:str, # 'blip2' or 'instructblip'
         m.freeze_frozen(); m.save(d)
         atomic_write_json(d / "done.json", {"seconds": time.time() - t0, "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None})
     return d
-
-def get_minireal_base(kind:str, cfg, root:str|Path|None=None, device=None)->LMM:
-    "The mini-real base of `kind`, loaded."
-    from cit_study.model import load_lmm
-    return load_lmm(minireal_base_path(kind, cfg, root), device)

@@ -17,7 +17,7 @@ from transformers import (AutoTokenizer, AutoProcessor, AutoImageProcessor, PreT
                           Blip2Config, Blip2ForConditionalGeneration, InstructBlipConfig, InstructBlipForConditionalGeneration)
 from transformers.utils import logging as hf_logging
 
-from .core import ConfigError, from_dict, atomic_write_json, read_json, folder_fingerprint
+from .core import ConfigError, atomic_write_json, read_json, folder_fingerprint
 
 # %% auto #0
 __all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'FEATURE_STORES_MAX', 'TOKEN_MEMO_MAX', 'BACKENDS', 'PRISTINE_MAX',

@@ -13,7 +13,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from .core import ConfigError, atomic_write_bytes, read_json
+from .core import atomic_write_bytes, read_json
 from .metrics import crossed_interval
 from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
 

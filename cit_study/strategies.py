@@ -6,8 +6,6 @@
 from __future__ import annotations
 from dataclasses import dataclass, fields
 
-import torch
-
 from .core import ConfigError, from_dict
 
 # %% auto #0

@@ -22,7 +22,7 @@ from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
-from .bases import BaseConfig, get_base, initial_tasks, base_path, base_fingerprint
+from .bases import BaseConfig, initial_tasks, base_path, base_fingerprint
 from .metrics import (cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES, item_scores,
                                encode_items, decode_items)
 from .strategies import make_strategy, methods, registry, FAMILIES

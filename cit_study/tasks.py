@@ -5,7 +5,7 @@
 # %% ../nbs/01_tasks.ipynb #47b1b5a7
 from __future__ import annotations
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
