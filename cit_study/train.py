@@ -20,7 +20,7 @@ from .model import trainable_state, load_trainable_state
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'dist_info', 'run_device', 'init_distributed',
-           'all_reduce_', 'broadcast_state', 'train_task', 'save_checkpoint', 'load_checkpoint', 'run_stream']
+           'all_reduce_', 'broadcast_state', 'train_task', 'save_stream_state', 'load_stream_state', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -206,14 +206,14 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     return {**out, "warnings": faults.notes} if faults.notes else out
 
 # %% ../nbs/09_train.ipynb #d778eafd
-def save_checkpoint(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2):
+def save_stream_state(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2):
     "Write the checkpoint after step `i` and prune old ones."
     ckpt_dir = Path(ckpt_dir)
     atomic_torch_save(_to_cpu({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state}),
                       ckpt_dir / f"step{i:03d}.pt", checksum=True)  # on the CPU: a checkpoint written on one GPU loads on any device
     for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]: old.unlink()
 
-def load_checkpoint(ckpt_dir:Path):
+def load_stream_state(ckpt_dir:Path):
     "The newest checkpoint in `ckpt_dir` whose checksum holds (a damaged one is reported and skipped), or None; crash leftovers removed."
     for tmp in Path(ckpt_dir).glob(".step*.tmp"): tmp.unlink(missing_ok=True)  # a write a crash cut short
     for p in sorted(Path(ckpt_dir).glob("step*.pt"), reverse=True):
@@ -239,7 +239,7 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
         import torch.distributed as dist
         box = [bool(resume and ckpt_dir is not None)]; dist.broadcast_object_list(box, 0); resume = box[0]
     if resume and ckpt_dir is not None:
-        ck = load_checkpoint(ckpt_dir) if rank == 0 else None  # data parallel: the writer reads, every process gets its copy
+        ck = load_stream_state(ckpt_dir) if rank == 0 else None  # data parallel: the writer reads, every process gets its copy
         if world > 1: box = [ck]; dist.broadcast_object_list(box, 0); ck = box[0]
         if ck is not None:
             load_trainable_state(model, ck["trainable"]); strategy.load_state_dict(ck["strategy"])
@@ -266,6 +266,6 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             if world > 1: broadcast_state(model, strategy)  # every process continues from rank 0's parameters and state
             state["train"].append({"task": task.name, **info, "seconds": time.time() - t0})
         measure(i)
-        if ckpt_dir is not None and rank == 0: save_checkpoint(ckpt_dir, i, model, strategy, state)  # one writer
+        if ckpt_dir is not None and rank == 0: save_stream_state(ckpt_dir, i, model, strategy, state)  # one writer
     return {"tasks": names, "n_initial": len(evaluated) + len(initial), "matrix": state["rows"], "predictions": state["predictions"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}

@@ -14,7 +14,7 @@ from test_datasets_run import write_records
 from cit_study.core import ConfigError
 from cit_study.study import FORMAT_VERSION, RESULTS_MARKER, RunConfig, execute_run, make_config, read_run
 from cit_study.strategies import Strategy, register
-from cit_study.train import load_checkpoint
+from cit_study.train import load_stream_state
 
 RUN = ["--preset", "smoke", "--strategy", "derpp", "--stream", "count,gqa,ocr", "--steps-per-task", "4"]  # DER++: the most state to lose
 
@@ -149,7 +149,7 @@ def test_non_finite_penalty_stops_naming_task_step_and_penalty(tmp_path):
     with pytest.raises(FloatingPointError, match=r"task 2 \(gqa\), step 1: the nan_on_task_2 penalty is not finite"):
         execute_run(cfg, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "run.json").exists()
-    assert load_checkpoint(tmp_path / "run" / "checkpoints")["step"] == 1  # the last good checkpoint: after task 1
+    assert load_stream_state(tmp_path / "run" / "checkpoints")["step"] == 1  # the last good checkpoint: after task 1
 
 
 def test_out_of_range_weight_and_exploding_penalty(tmp_path):
