@@ -107,14 +107,10 @@ def read_datasets(path:str|Path)->list:
 
 def _run(a):
     from cit_study.study import run_notebook
-    params = {"preset": a.preset, "base": a.base, "strategy": a.strategy, "strategy_params": parse_kv(a.param),
-              "stream": split_names(a.stream), "seed": a.seed, "steps_per_task": a.steps_per_task}
-    if a.checkpoint: params["checkpoint"] = a.checkpoint
-    if a.grad_accum: params["grad_accum"] = a.grad_accum
-    if a.precision: params["precision"] = a.precision
-    if a.max_len: params["max_len"] = a.max_len
-    if a.eval_split: params["eval_split"] = a.eval_split
-    if a.datasets: params["datasets"] = read_datasets(a.datasets)
+    from cit_study.study import config_params
+    parse = {"strategy_params": lambda: parse_kv(a.param), "stream": lambda: split_names(a.stream),
+             "datasets": lambda: read_datasets(a.datasets) if a.datasets else []}  # the options written differently on the command line
+    params = {n: parse[n]() if n in parse else getattr(a, n) for n in config_params()}  # every parameter of what a run is: an option of its own
     if a.in_process:
         from cit_study.study import check_params, config_from_params, execute_run, open_results
         from cit_study.train import init_distributed

@@ -31,15 +31,15 @@ from .train import TrainConfig, run_stream, dist_info, run_device
 
 # %% auto #0
 __all__ = ['BACKEND_NAMES', 'METHODS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'CONTROLS', 'PAIR_CONTROLS',
-           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'STUDIES',
-           'ORDERS', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset', 'make_config',
-           'load_task_data', 'code_fingerprint', 'zero_shot_row', 'store_zero_shot', 'task_baselines', 'format_matrix',
-           'read_run', 'check_run', 'run_similarity_config', 'open_results', 'execute_run', 'item_rows', 'run_items',
-           'template_params', 'check_params', 'config_from_params', 'run_id_of', 'WarmKernel', 'relay_progress',
-           'run_notebook', 'expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params',
-           'similarity_order', 'decision_similarities', 'tau_grid', 'rotations', 'stream_orders', 'default_strength',
-           'tuning_runs', 'choose_strengths', 'apply_tuning', 'pair_streams', 'plan_study', 'encoder_similarities',
-           'run_study']
+           'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'RUN_ONLY', 'QUIET_KERNEL',
+           'STUDIES', 'ORDERS', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
+           'make_config', 'load_task_data', 'code_fingerprint', 'zero_shot_row', 'store_zero_shot', 'task_baselines',
+           'format_matrix', 'read_run', 'check_run', 'run_similarity_config', 'open_results', 'execute_run',
+           'item_rows', 'run_items', 'template_params', 'check_params', 'config_params', 'config_from_params',
+           'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
+           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
+           'rotations', 'stream_orders', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
+           'pair_streams', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
@@ -462,14 +462,19 @@ def check_params(params:dict, template:str|Path=RUN_TEMPLATE)->dict:
         if not ok: raise ConfigError(f"parameter {k!r}: expected {type(d).__name__} like {d!r}, got {type(v).__name__} {v!r}")
     return {**known, **params}
 
+RUN_ONLY = ("tuning", "out_dir", "cache", "resume", "progress", "progress_file", "threads")  # the template's parameters of how a run executes: not in its config or id
+
+def config_params()->dict:
+    "Template parameter -> `make_config` argument, for every parameter that says what a run is (its config and id): `make_config`'s own, so they are written once."
+    import inspect
+    return {("preset" if n == "preset_name" else n): n for n, p in inspect.signature(make_config).parameters.items() if p.kind is p.POSITIONAL_OR_KEYWORD}
+
 def config_from_params(params:dict, cache:str|Path|None=None, # folder of built bases (None: the parameters' `cache`, else the default)
                        weights:bool=True # record the starting weights (the run id needs them; builds a missing base)
                       )->RunConfig:
     "The run config a template's parameters describe."
-    return make_config(params["preset"], params["base"], params["strategy"], params["strategy_params"],
-                       params["stream"], params["seed"], params["steps_per_task"], params.get("checkpoint", ""),
-                       params.get("datasets") or [], params.get("grad_accum", 0), params.get("precision", ""), params.get("max_len", 0),
-                       params.get("eval_split", ""), weights=weights, cache=cache or params.get("cache") or None)
+    return make_config(**{arg: params[name] for name, arg in config_params().items() if name in params},
+                       weights=weights, cache=cache or params.get("cache") or None)
 
 def run_id_of(params:dict, cache:str|Path|None=None)->str:
     "The run id of a run's template parameters (validated), its base's weights included."
