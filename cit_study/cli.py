@@ -113,7 +113,7 @@ def _run(a):
     params = {n: parse[n]() if n in parse else getattr(a, n) for n in config_params()}  # every parameter of what a run is: an option of its own
     if a.in_process:
         from cit_study.study import check_params, config_from_params, execute_run, open_results
-        from cit_study.train import init_distributed
+        from cit_study.dist import init_distributed
         rank, world = init_distributed()
         cfg = config_from_params(check_params(params), a.cache)
         out = open_results(a.results) / cfg.run_id

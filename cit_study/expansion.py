@@ -14,7 +14,6 @@ import torch.nn.functional as F
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
 from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
-from .train import dist_info
 
 # %% auto #0
 __all__ = ['tune_keys', 'route', 'EProjConfig', 'EProj', 'TSEProjConfig', 'TSEProj']
@@ -180,9 +179,7 @@ class TSEProj(EProj):
         seen = list(self.ctx.initial) + list(self.ctx.stream[:i - 1])
         if not seen: return super().choose_expert(i, task)
         s, cos = self.reference.row(task.name, [t.name for t in seen])
-        if dist_info()[1] > 1:  # data parallel: every process takes rank 0's similarities, so all choose the same expert
-            import torch.distributed as dist
-            box = [(s, cos)]; dist.broadcast_object_list(box, 0); s, cos = box[0]
+        s, cos = self.comm.from_first((s, cos))  # data parallel: every process takes rank 0's similarities, so all choose the same expert
         k = int(s.argmax()); near = seen[k].name; reuse = float(s[k]) > self.cfg.tau
         d = {"task": task.name, "reuses": near if reuse else None, "nearest": near, "similarity": float(s[k]),
              "cosine": {m: float(c[k]) for m, c in cos.items()}}

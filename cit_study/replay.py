@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from .core import ConfigError, derive_seed
 from .model import answer_logits
-from .train import dist_info, all_reduce_
 from .strategies import Strategy, register
 
 # %% auto #0
@@ -149,14 +148,13 @@ class AGEM(Memory):
     def after_backward(self, batch):
         if not len(self.buffer): return
         ps = [p for p in self.model.trainable().values() if p.requires_grad and p.grad is not None]
-        rank, world = dist_info()
         items = self.buffer.sample(self.cfg.mem_bs)  # the same draw in every process: the buffer and its generator are the same
-        share = items[rank::world]                   # data parallel: each process's share, weighted, then summed
+        share = self.comm.share(items)               # data parallel: each process's share, weighted, then summed
         ref = [torch.zeros_like(p) for p in ps]
         if share:
             g = torch.autograd.grad(self.model.loss(self.model.make_batch(share)) * (len(share) / len(items)), ps, allow_unused=True)
             ref = [z if r is None else r for z, r in zip(ref, g)]
-        if world > 1: all_reduce_(ref)  # every process projects against the same reference gradient
+        self.comm.sum_(ref)  # every process projects against the same reference gradient
         self.projected += agem_project_([p.grad for p in ps], ref); self.steps_seen += 1
 
     def state_dict(self): return {**super().state_dict(), "projected": self.projected, "steps_seen": self.steps_seen}
@@ -207,7 +205,7 @@ class DERpp(Memory):
 
     def _draw(self)->list:
         "A memory batch: the buffer's own draw alone; data parallel, one seeded by step and micro-batch, the same in every process."
-        if dist_info()[1] == 1: return self.buffer.sample(self.cfg.mem_bs)
+        if self.comm.world == 1: return self.buffer.sample(self.cfg.mem_bs)
         rng = np.random.default_rng(derive_seed(self.ctx.seed, "derpp-draw", self.step_no, self.micro_no)); self.micro_no += 1
         return [self.buffer.items[i] for i in rng.choice(len(self.buffer), size=min(self.cfg.mem_bs, len(self.buffer)), replace=False)]
 
@@ -227,11 +225,7 @@ class DERpp(Memory):
 
     def after_backward(self, batch):
         "Offer the step's samples with their logits: in batch order; data parallel, every process's in rank order (ids and logits gathered)."
-        parts, world = [self.pending], dist_info()[1]
-        if world > 1:
-            import torch.distributed as dist
-            parts = [None] * world; dist.all_gather_object(parts, self.pending)
-        self.pending = []
+        parts = self.comm.gather(self.pending); self.pending = []
         for part in parts:
             for sid, z in part: self.buffer.add((self.by_id[sid], z))
 

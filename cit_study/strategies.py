@@ -63,6 +63,11 @@ class Strategy:
     def state_dict(self)->dict: return {}
     def load_state_dict(self, sd:dict): pass
     def info(self)->dict: return {}
+    @property
+    def comm(self):
+        "What must agree across a data-parallel run's processes (`dist.Comm`: the context's, else this process alone)."
+        from cit_study.dist import Comm
+        return getattr(getattr(self, "ctx", None), "comm", None) or Comm()
 
 # %% ../nbs/08_strategies.ipynb #bc11137a
 def registry()->dict:

@@ -27,7 +27,8 @@ from .metrics import (cl_summary, baseline_scores, answer_space, format_rate, TE
                                encode_items, decode_items)
 from .strategies import make_strategy, methods, registry, FAMILIES
 from .similarity import SimilarityConfig, run_similarity
-from .train import TrainConfig, run_stream, dist_info, run_device
+from .train import TrainConfig, run_stream
+from .dist import dist_info, run_device
 
 # %% auto #0
 __all__ = ['BACKEND_NAMES', 'METHODS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'CONTROLS', 'PAIR_CONTROLS',

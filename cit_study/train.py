@@ -17,10 +17,11 @@ from .core import ConfigError, derive_seed, atomic_torch_save, torch_load_checke
 from .tasks import sample_batches
 from .metrics import task_score
 from .model import trainable_state, load_trainable_state
+from .dist import dist_info, all_reduce_, Comm
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'dist_info', 'run_device', 'init_distributed',
-           'all_reduce_', 'broadcast_state', 'train_task', 'save_stream_state', 'load_stream_state', 'run_stream']
+__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'broadcast_state', 'train_task',
+           'save_stream_state', 'load_stream_state', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -69,43 +70,9 @@ def evaluate(strategy, tasks:list, eval_bs:int=64, progress:bool|str|Path=False,
     return scores, preds
 
 # %% ../nbs/09_train.ipynb #94abadb8
-def dist_info()->tuple:
-    "(rank, world size) of a `torch.distributed` job (`torchrun`, `accelerate launch`), or (0, 1)."
-    import torch.distributed as dist
-    return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
-
-def run_device()->torch.device:
-    "Where this process trains: its own GPU (`LOCAL_RANK` under a launcher, else the first) when there is one, else the CPU."
-    import os
-    return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if torch.cuda.is_available() else torch.device("cpu")
-
-def init_distributed()->tuple:
-    "Join the process group a launcher describes (WORLD_SIZE > 1): NCCL when this process has a GPU, gloo on CPUs; returns (rank, world size)."
-    import os, torch.distributed as dist
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dev = run_device()
-        if dev.type == "cuda": torch.cuda.set_device(dev)
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return dist_info()
-
 def _flat(params)->list:
     "Parameters from a list of tensors or of AdamW parameter groups."
     return [p for g in params for p in (g["params"] if isinstance(g, dict) else [g])]
-
-def all_reduce_(tensors:list, bucket:int=2**26):
-    "Sum `tensors` over the processes in place: one collective per bucket of up to `bucket` elements of one dtype and device, not one per tensor."
-    import torch.distributed as dist
-    groups = {}
-    for t in tensors: groups.setdefault((t.device, t.dtype), []).append(t)
-    for ts in groups.values():
-        start = 0
-        while start < len(ts):
-            end, n = start, 0
-            while end < len(ts) and (end == start or n + ts[end].numel() <= bucket): n += ts[end].numel(); end += 1
-            chunk = ts[start:end]
-            flat = torch.cat([t.reshape(-1) for t in chunk]); dist.all_reduce(flat)
-            torch._foreach_copy_(chunk, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in chunk]), chunk)])
-            start = end
 
 def _all_reduce_grads(params:list):
     "Sum every gradient over the processes (each rank's micro-batch losses are already weighted by their share of the global batch)."
@@ -231,7 +198,7 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     tasks = list(evaluated) + list(initial) + list(stream)
     names = [t.name for t in tasks]
     if strategy.seed_salt: seed = derive_seed(seed, strategy.seed_salt)  # a twin's seeds of its own
-    strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache))
+    strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache, comm=Comm()))
     state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
     start = 0
     rank, world = dist_info()
