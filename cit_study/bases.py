@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_bases.ipynb #1e5e663c
 from __future__ import annotations
-import functools, math, time
+import math, time
 from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import OPTForCausalLM
 
 from .core import ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, folder_fingerprint
+from .caches import cached
 from .tasks import Sample, sample_batches
 from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
                                  box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS, _a)
@@ -67,7 +68,7 @@ class BaseConfig:
             if getattr(self, k) < 2: raise ConfigError(f"BaseConfig.{k}: must be >= 2, got {getattr(self, k)}")
 
 # %% ../nbs/05_bases.ipynb #3086f53c
-@functools.lru_cache(maxsize=None)
+@cached()
 def _corpus_hash(n:int)->str: return config_hash(world_corpus(n))  # generating the corpus takes ~0.4 s: once per process
 
 RECIPE_VERSION = 2  # bump when the building code changes what a base is (e.g. the loss's reduction)

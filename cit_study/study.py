@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_study.ipynb #4d102efa
 from __future__ import annotations
-import functools, itertools, math, os, time
+import itertools, math, os, time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -15,6 +15,7 @@ import yaml
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from .caches import cached
 from .core import (ConfigError, cache_dir, config_hash, from_dict, atomic_write_json, read_json, to_jsonable, versions, folder_fingerprint,
                             FORMAT_VERSION, RESULTS_MARKER, check_marker,
                             git_revision, hardware, seed_everything)
@@ -269,7 +270,7 @@ def load_task_data(cfg:RunConfig, evaluated:bool=False # also return the evaluat
 
 BASELINE_VERSION = 1  # bump when `metrics.baseline_scores` changes what it computes
 
-@functools.cache
+@cached()
 def code_fingerprint()->str:
     "A hash of the package's own source files: a cache of computed results keyed by it is never read by other code."
     import hashlib, cit_study

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synthetic.ipynb #438af68c
 from __future__ import annotations
-import functools, re, string, textwrap
+import re, string, textwrap
 from collections import Counter
 from dataclasses import dataclass, fields
 
@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .core import ConfigError, check_type, derive_seed
+from .caches import cached
 from .tasks import Sample, TaskSpec, TaskData
 
 # %% auto #0
@@ -103,12 +104,12 @@ def format_box(box:list)->str:
 _TINTS = [(226, 236, 252), (230, 248, 226), (252, 230, 238), (250, 244, 220)]
 _OCCLUDERS = [(196, 150, 120), (70, 60, 56), (40, 40, 44), (150, 150, 150)]
 
-@functools.lru_cache(maxsize=None)
+@cached()
 def _font():
     try: return ImageFont.load_default(size=28)
     except Exception: return ImageFont.load_default()  # no FreeType: the small bitmap font, scaled up
 
-@functools.lru_cache(maxsize=4096)
+@cached(4096)
 def _word_mask(word:str, w:int, h:int)->np.ndarray:
     f = _font(); x0, y0, x1, y1 = f.getbbox(word)
     im = Image.new("L", (x1 - x0 + 2, y1 - y0 + 2), 0)
@@ -548,7 +549,7 @@ class WorldConfig:
         for k in ("n_train", "n_val", "n_test"):
             if getattr(self, k) < 1: raise ConfigError(f"WorldConfig.{k}: must be positive, got {getattr(self, k)}")
 
-@functools.lru_cache(maxsize=64)
+@cached(64)
 def _load_task(task, image_size, n_train, n_val, n_test, seed)->TaskData:
     split = lambda name, n: make_samples(task, n, derive_seed(seed, task, name), image_size)
     return TaskData(TASK_SPECS[task], split("train", n_train), split("val", n_val), split("test", n_test))
