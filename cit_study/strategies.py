@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from .core import ConfigError, from_dict
+from .dist import Comm
 
 # %% auto #0
 __all__ = ['STRATEGIES', 'FAMILIES', 'IDENTITY', 'register', 'NoConfig', 'Strategy', 'registry', 'methods', 'strategy_help',
@@ -66,7 +67,6 @@ class Strategy:
     @property
     def comm(self):
         "What must agree across a data-parallel run's processes (`dist.Comm`: the context's, else this process alone)."
-        from cit_study.dist import Comm
         return getattr(getattr(self, "ctx", None), "comm", None) or Comm()
 
 # %% ../nbs/08_strategies.ipynb #bc11137a
