@@ -35,13 +35,13 @@ from .dist import dist_info, run_device
 __all__ = ['BACKEND_NAMES', 'METHODS', 'TUNED_AS', 'IMAGE_CHOICES', 'TEXT_CHOICES', 'CLAIMED', 'CONTROLS', 'PAIR_CONTROLS',
            'PAPER_STREAM', 'PRESETS', 'BASELINE_VERSION', 'EXPERIMENTS', 'RUN_TEMPLATE', 'RUN_ONLY', 'QUIET_KERNEL',
            'STUDIES', 'ORDERS', 'TUNING_RULE', 'check_checkpoint', 'RunConfig', 'strength_param', 'preset',
-           'make_config', 'load_task_data', 'code_fingerprint', 'zero_shot_row', 'store_zero_shot', 'task_baselines',
-           'format_matrix', 'read_run', 'check_run', 'run_similarity_config', 'open_results', 'execute_run',
-           'item_rows', 'run_items', 'template_params', 'check_params', 'config_params', 'config_from_params',
-           'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid', 'load_sweep', 'run_once',
-           'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
-           'rotations', 'stream_orders', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
-           'pair_streams', 'plan_study', 'encoder_similarities', 'run_study']
+           'make_config', 'load_task_data', 'code_fingerprint', 'zero_shot_paths', 'zero_shot_row', 'store_zero_shot',
+           'task_baselines', 'format_matrix', 'read_run', 'check_run', 'run_similarity_config', 'open_results',
+           'execute_run', 'item_rows', 'run_items', 'template_params', 'check_params', 'config_params',
+           'config_from_params', 'run_id_of', 'WarmKernel', 'relay_progress', 'run_notebook', 'expand_grid',
+           'load_sweep', 'run_once', 'run_all', 'sweep', 'submit', 'canonical_params', 'similarity_order',
+           'decision_similarities', 'tau_grid', 'rotations', 'stream_orders', 'default_strength', 'tuning_runs',
+           'choose_strengths', 'apply_tuning', 'pair_streams', 'plan_study', 'encoder_similarities', 'run_study']
 
 # %% ../nbs/10_study.ipynb #bfbe274f
 BACKEND_NAMES = ("tiny", "minireal")  # what the built bases are made of
@@ -278,32 +278,29 @@ def code_fingerprint()->str:
     for f in sorted(Path(cit_study.__file__).parent.glob("*.py")): h.update(f.name.encode()); h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
-def _zero_shot_path(cfg:RunConfig, task:str, fingerprint:str, cache)->Path|None:
-    "Where one task's row-0 score and predictions on `cfg`'s base are cached; None when the weights have no fingerprint."
+def zero_shot_paths(cfg:RunConfig, data:dict, # task name -> `TaskData.fingerprint()`
+                    cache:str|Path|None=None)->dict:
+    "Task name -> where its row-0 score and predictions on `cfg`'s base are cached (empty when the weights have no fingerprint)."
     weights = cfg.base_fingerprint or cfg.checkpoint_fingerprint
-    if not weights: return None
+    if not weights: return {}
     import torch
-    key = config_hash({"weights": weights, "base": cfg.base, "backend": cfg.backend, "checkpoint": cfg.checkpoint, "max_len": cfg.max_len,
-                       "eval_bs": cfg.train.eval_bs, "precision": cfg.train.precision, "task": task, "data": fingerprint,
-                       "device": run_device().type, "threads": torch.get_num_threads(), "versions": versions(), "code": code_fingerprint()})
-    return cache_dir(cache) / "zero_shot" / f"{key}.json"
+    common = {"weights": weights, "base": cfg.base, "backend": cfg.backend, "checkpoint": cfg.checkpoint, "max_len": cfg.max_len,
+              "eval_bs": cfg.train.eval_bs, "precision": cfg.train.precision, "device": run_device().type,
+              "threads": torch.get_num_threads(), "versions": versions(), "code": code_fingerprint()}
+    return {t: cache_dir(cache) / "zero_shot" / f"{config_hash({**common, 'task': t, 'data': fp})}.json" for t, fp in data.items()}
 
-def zero_shot_row(cfg:RunConfig, data:dict, # task name -> `TaskData.fingerprint()`
-                  cache:str|Path|None=None)->dict:
-    "Task name -> (score, predictions) of the base's row 0, for the tasks of `data` cached by an earlier run (`store_zero_shot`)."
-    out = {}
-    for t, fp in data.items():
-        path = _zero_shot_path(cfg, t, fp, cache)
-        if path is not None and path.exists(): z = read_json(path); out[t] = (z["score"], z["predictions"])
-    return out
+def zero_shot_row(paths:dict # `zero_shot_paths`
+                 )->dict:
+    "Task name -> (score, predictions) of the base's row 0, for the tasks an earlier run cached (`store_zero_shot`)."
+    return {t: (z["score"], z["predictions"]) for t, p in paths.items() if p.exists() for z in [read_json(p)]}
 
-def store_zero_shot(cfg:RunConfig, data:dict, res:dict, # `train.run_stream`'s result
-                    cache:str|Path|None=None):
+def store_zero_shot(paths:dict, # `zero_shot_paths`
+                    res:dict # `train.run_stream`'s result
+                   ):
     "Cache each task's row-0 score and predictions of a run whose row 0 is the base's (evaluated, by a strategy with `zero_shot_is_base`)."
     if res["predictions"][0] is None: return
     for t, score in zip(res["tasks"], res["matrix"][0]):
-        path = _zero_shot_path(cfg, t, data[t], cache)
-        if path is not None and not path.exists(): atomic_write_json(path, {"score": score, "predictions": res["predictions"][0][t]})
+        if t in paths and not paths[t].exists(): atomic_write_json(paths[t], {"score": score, "predictions": res["predictions"][0][t]})
 
 def task_baselines(tasks:list, cache:str|Path|None=None, # cache folder; None: `cache_dir()`
                    fingerprints:dict|None=None # task name -> `TaskData.fingerprint()`, when already computed
@@ -395,11 +392,11 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
     similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
     every = evaluated + initial + stream
     data = {t.name: t.fingerprint() for t in every}
-    shared = strategy.zero_shot_is_base and dist_info()[1] == 1  # one process: a launcher's ranks each evaluate their own row 0
+    zpaths = zero_shot_paths(cfg, data, cache) if strategy.zero_shot_is_base and dist_info()[1] == 1 else {}  # one process: a launcher's ranks each evaluate their own row 0
     res = run_stream(model, strategy, initial, stream, cfg.train, cfg.seed,
                      ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache, evaluated=evaluated,
-                     zero_shot=zero_shot_row(cfg, data, cache) if shared else None)
-    if shared: store_zero_shot(cfg, data, res, cache)
+                     zero_shot=zero_shot_row(zpaths) if zpaths else None)
+    store_zero_shot(zpaths, res)
     run = {"format_version": FORMAT_VERSION, "run_id": cfg.run_id, "config": to_jsonable(cfg),
            "tasks": res["tasks"], "n_initial": res["n_initial"], "matrix": res["matrix"],
            "evaluated_only": [t.name for t in evaluated],

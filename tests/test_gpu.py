@@ -5,9 +5,8 @@ import pytest
 import torch
 
 from cit_study.study import make_config, execute_run
-from cit_study.synthetic import WorldConfig, load_task
+from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer
-from cit_study.synthetic import world_corpus
 
 pytestmark = pytest.mark.gpu
 

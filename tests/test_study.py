@@ -207,15 +207,15 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch):
     "The first run of a base stores row 0 per task; a later run takes it from there (a planted entry shows), unless its strategy changes the base at setup."
-    from cit_study.study import zero_shot_row, _zero_shot_path
+    from cit_study.study import zero_shot_row, zero_shot_paths
     from cit_study.strategies import SeqFT
     run = lambda seed, name: execute_run(make_config("smoke", stream=["ocr"], steps_per_task=2, seed=seed), tmp_path / name, progress=False)
     a = run(3, "a")
     cfg = make_config("smoke", stream=["ocr"], steps_per_task=2, seed=3, weights=True)
-    z = zero_shot_row(cfg, a["data"])
+    paths = zero_shot_paths(cfg, a["data"]); z = zero_shot_row(paths)
     assert set(z) == set(a["tasks"]) and [z[t][0] for t in a["tasks"]] == a["matrix"][0]
     assert {t: z[t][1] for t in a["tasks"]} == read_json(tmp_path / "a" / "predictions.json")[0]
-    path = _zero_shot_path(cfg, "ocr", a["data"]["ocr"], None); saved = path.read_text()
+    path = paths["ocr"]; saved = path.read_text()
     try:
         atomic_write_json(path, {"score": -1.0, "predictions": {k: "planted" for k in z["ocr"][1]}})
         k = a["tasks"].index("ocr")
