@@ -34,17 +34,17 @@ class Comparison:
     a: tuple              # (base, strategy)
     b: tuple|None         # (base, strategy) subtracted, or None
     metric: str           # 'F_T' or 'A_T'
-    want: str             # '>0', '<0', or 'not<0' (no reduction by the margin)
+    want: str             # '>0' or '<0' (beyond the margin that way), 'not<0' (no reduction by the margin), '=0' (within the margin)
     guard: bool = False   # '<0' on F_T: A_T must not fall by more than the margin
     primary: bool = True  # primary comparisons decide the finding; secondary ones are reported beside it
 
 FINDINGS = {
-    1: ("Forgetting persists", "SeqFT F_T > 0 on each base"),
-    2: ("Multi-task instruction tuning first reduces forgetting", "SeqFT F_T lower on the InstructBLIP-like base than on the BLIP-2-like base, A_T not lower by more than the margin"),
-    3: ("Replay and expansion work on both bases", "F_T of ER and EProj below SeqFT's on each base, A_T not lower by more than the margin"),
+    1: ("Forgetting persists", "SeqFT F_T above the margin on each base"),
+    2: ("Multi-task instruction tuning first reduces forgetting", "SeqFT F_T lower by more than the margin on the InstructBLIP-like base than on the BLIP-2-like base, A_T not lower by more than the margin"),
+    3: ("Replay and expansion work on both bases", "F_T of ER and EProj below SeqFT's by more than the margin on each base, A_T not lower by more than the margin"),
     4: ("Regularisation works only on the instruction-tuned base",
-        "F_T of EWC and MAS below SeqFT's on the InstructBLIP-like base (A_T not lower by more than the margin), and not lower by the margin on the BLIP-2-like base"),
-    5: ("Similarity-informed variants beat their plain versions", "A_T of TIR-EWC, TIR-MAS and TS-EProj above EWC's, MAS's and EProj's, on each base"),
+        "F_T of EWC and MAS below SeqFT's by more than the margin on the InstructBLIP-like base (A_T not lower by more than the margin), and not lower by the margin on the BLIP-2-like base"),
+    5: ("Similarity-informed variants beat their plain versions", "A_T of TIR-EWC, TIR-MAS and TS-EProj above EWC's, MAS's and EProj's by more than the margin, on each base"),
 }
 FAMILY_FINDING = {"replay": 3, "regularisation": 4, "similarity-informed": 5}  # the finding each family's other methods are reported beside
 SECONDARY = {k: [m for m in methods(f) if not registry()[m].claimed] for f, k in FAMILY_FINDING.items()}  # the family's methods the paper does not name
@@ -64,10 +64,10 @@ COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
 # %% ../nbs/11a_claims.ipynb #dd9d22ee
 OUTCOMES = ["supported", "contradicted", "inconclusive", "not applicable"]
 RULE = (f"Paired estimates over seeds and test items (no interval below 3 seeds); one-sided t-tests, Holm-corrected within a finding "
-        f"(alpha {ALPHA}), equivalence margin {MARGIN:g} points. '>0': supported if d > 0, contradicted if d < margin. "
-        f"'<0': supported if d < 0 and A_T does not fall by the margin, contradicted if d > -margin or A_T falls by the margin. "
-        f"'not<0': supported if d > -margin, contradicted if d < 0 without A_T falling by the margin. "
-        f"'=0' (the null control): supported (no difference) if both one-sided tests put d within ±margin, contradicted if d differs from 0 (two-sided). "
+        f"(alpha {ALPHA}), margin {MARGIN:g} points; both tests of a comparison at the same bound. '>0': supported if d > margin, contradicted if d < margin. "
+        f"'<0': supported if d < -margin and A_T does not fall by the margin, contradicted if d > -margin or A_T falls by the margin. "
+        f"'not<0': supported if d > -margin, contradicted if d < -margin. "
+        f"'=0' (the null control): supported (no difference) if both one-sided tests put d within ±margin, contradicted if d is shown beyond ±margin. "
         "Not applicable: no runs, groups that cannot differ, a group that did not learn a stream task. "
         "A finding is supported when every applicable primary comparison is, contradicted when any is, inconclusive otherwise.")
 
@@ -92,10 +92,10 @@ def holm(ps:list)->list:
 
 def tests(want:str, d:Estimate)->tuple:
     "(p of support, p of contradiction) of an estimate for what a comparison wants."
-    if want == ">0": return one_sided_p(d, 0, True), one_sided_p(d, MARGIN, False)
-    if want == "<0": return one_sided_p(d, 0, False), one_sided_p(d, -MARGIN, True)
-    if want == "not<0": return one_sided_p(d, -MARGIN, True), one_sided_p(d, 0, False)
-    if want == "=0": return max(one_sided_p(d, -MARGIN, True), one_sided_p(d, MARGIN, False)), min(1.0, 2 * min(one_sided_p(d, 0, True), one_sided_p(d, 0, False)))
+    if want == ">0": return one_sided_p(d, MARGIN, True), one_sided_p(d, MARGIN, False)
+    if want == "<0": return one_sided_p(d, -MARGIN, False), one_sided_p(d, -MARGIN, True)
+    if want == "not<0": return one_sided_p(d, -MARGIN, True), one_sided_p(d, -MARGIN, False)
+    if want == "=0": return max(one_sided_p(d, -MARGIN, True), one_sided_p(d, MARGIN, False)), min(1.0, 2 * min(one_sided_p(d, MARGIN, True), one_sided_p(d, -MARGIN, False)))
     raise ConfigError(f"want must be '>0', '<0', 'not<0' or '=0', got {want!r}")
 
 def finding_outcome(outcomes:list)->str:
@@ -159,7 +159,7 @@ def paired(a:dict, b:dict|None)->tuple:
     return crossed_interval(vals, xs, ws), seeds
 
 # %% ../nbs/11a_claims.ipynb #2f70922a
-_WANT = {">0": "> 0", "<0": "< 0", "not<0": "not < 0 by the margin", "=0": "within ±margin of 0 (no difference)"}
+_WANT = {">0": "> margin", "<0": "< -margin", "not<0": "not < -margin", "=0": "within ±margin of 0 (no difference)"}
 
 def _label(group:tuple)->str: return f"{NAMES.get(group[1], group[1])} ({BASE_NAMES.get(group[0], group[0])})"
 
@@ -207,7 +207,6 @@ def _outcome(r)->str:
     guard_fail = g is not None and not g.degenerate and one_sided_p(g, -MARGIN, False) < ALPHA
     if r.want == "<0" and guard_fail: return "contradicted"
     if r.p_support_holm < ALPHA and (r.want != "<0" or guard_ok): return "supported"
-    if r.want == "not<0" and r.p_contradict_holm < ALPHA: return "contradicted" if not guard_fail else "supported"
     if r.p_contradict_holm < ALPHA: return "contradicted"
     return "inconclusive"
 
@@ -215,7 +214,7 @@ def _text(r)->str:
     if r.reason: return f"{r.comparison}: not applicable ({r.reason})"
     d, what = r.estimate, f"{r.metric} difference" if " vs " in r.comparison else r.metric
     s = f"{r.comparison}: {what} {d.fmt()}, want {_WANT[r.want]}"
-    if not d.degenerate: s += f"; minimum detectable effect {d.mde:.1f}; p {r.p_support_holm:.3f} (support), {r.p_contradict_holm:.3f} (contradiction), Holm-corrected"
+    if not d.degenerate: s += f"; minimum detectable effect {d.mde:.1f} beyond the bound; p {r.p_support_holm:.3f} (support), {r.p_contradict_holm:.3f} (contradiction), Holm-corrected"
     if r.guard is not None: s += f"; A_T difference {r.guard.fmt()}"
     return f"{s}: {r.outcome}"
 
