@@ -13,7 +13,7 @@ import torch
 from .core import ConfigError, atomic_write_json, hardware, versions, derive_seed, MachineLoad
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer
-from .strategies import STRATEGIES, make_strategy
+from .methods import registry, make_strategy
 from .train import TrainConfig, train_task
 from .study import METHODS
 
@@ -32,7 +32,7 @@ def _setup(kind:str, n_train:int, seed:int=0):
     return tok, tasks
 
 def _strategy(name:str):
-    cls = STRATEGIES[name].Config
+    cls = registry()[name].Config
     params = {k: v for k, v in FREE_ENCODERS.items() if k in cls.__dataclass_fields__}
     if "key_steps" in cls.__dataclass_fields__: params["key_steps"] = 200
     return make_strategy(name, params)
@@ -50,8 +50,8 @@ def method_costs(methods:list|None=None, # method names (default: every method o
                  device:str|None=None)->list:
     "Median time per training step of each method relative to SeqFT, with task-boundary costs; one process."
     methods = [m for m in (methods or METHODS) if m != "joint"]
-    unknown = [m for m in methods if m not in STRATEGIES]
-    if unknown: raise ConfigError(f"methods: unknown {unknown}; known: {sorted(STRATEGIES)}")
+    unknown = [m for m in methods if m not in registry()]
+    if unknown: raise ConfigError(f"methods: unknown {unknown}; known: {sorted(registry())}")
     if "seqft" not in methods: methods = ["seqft"] + methods
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")); cuda = device.type == "cuda"
     tok, tasks = _setup(kind, n_train)

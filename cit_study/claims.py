@@ -14,7 +14,7 @@ from .core import ConfigError
 from .metrics import crossed_interval, Estimate
 from .report import BASE_NAMES, task_frame
 from .analysis import linear_items
-from .strategies import registry, methods
+from .methods import registry, methods
 
 # %% auto #0
 __all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'COMPARISONS', 'OUTCOMES',

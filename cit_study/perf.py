@@ -195,7 +195,7 @@ def step_costs(shape:str="tiny", bs:int=16, steps:int=10, warmup:int=2, rounds:i
 def cache_costs(steps:int=30, bs:int=16, n_train:int=128, task:str="classify", rounds:int=3)->dict:
     "Seconds per training step of the tiny model with and without the feature cache (medians of `rounds` turns, the same batches), and the first round's loss difference."
     from types import SimpleNamespace as NS
-    from cit_study.strategies import make_strategy
+    from cit_study.methods import make_strategy
     from cit_study.train import TrainConfig, train_task
     data = load_task(task, WorldConfig(n_train=n_train, n_val=2, n_test=4))
     cfg, runs, losses = TrainConfig(steps_per_task=steps, bs=bs), {}, {}
@@ -297,7 +297,7 @@ def bench_perf(shapes:list|None=None, bs:int=16, steps:int=10, rounds:int=3, out
 def stream_check(device, kind:str="blip2", strategy:str="seqft", precision:str="bf16", steps:int=10, bs:int=4, n_test:int=8)->dict:
     "A short mini-real stream (count, then gqa) on `device`: its scores finite, the trained parts moved, the frozen LLM and CNN untouched (AssertionError naming what failed)."
     from cit_study.minireal import build_minireal
-    from cit_study.strategies import make_strategy, registry
+    from cit_study.methods import make_strategy, registry
     from cit_study.train import TrainConfig, run_stream
     registry()  # every method registered
     m = build_minireal(kind).to(device)

@@ -4,14 +4,13 @@
 
 # %% ../nbs/08_strategies.ipynb #764e2b23
 from __future__ import annotations
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from .core import ConfigError, from_dict
+from .core import ConfigError
 from .dist import Comm
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'FAMILIES', 'IDENTITY', 'register', 'NoConfig', 'Strategy', 'registry', 'methods', 'strategy_help',
-           'make_strategy', 'SeqFT', 'Joint', 'SeqFTTwin']
+__all__ = ['STRATEGIES', 'FAMILIES', 'IDENTITY', 'register', 'NoConfig', 'Strategy', 'SeqFT', 'Joint', 'SeqFTTwin']
 
 # %% ../nbs/08_strategies.ipynb #9d9ae08b
 STRATEGIES = {}
@@ -68,29 +67,6 @@ class Strategy:
     def comm(self):
         "What must agree across a data-parallel run's processes (`dist.Comm`: the context's, else this process alone)."
         return getattr(getattr(self, "ctx", None), "comm", None) or Comm()
-
-# %% ../nbs/08_strategies.ipynb #bc11137a
-def registry()->dict:
-    "Name -> class of every registered strategy, the package's own methods loaded, in report order."
-    from cit_study import regularisation, lora, replay, expansion, tir  # noqa: F401 (their classes register on import)
-    return dict(STRATEGIES)
-
-def methods(*families:str)->list:
-    "Names of the registered strategies (of `families`, when given), in report order."
-    return [n for n, c in registry().items() if not families or c.family in families]
-
-def strategy_help(name:str)->dict:
-    "Field name -> (type, default) of a strategy's config."
-    cls = STRATEGIES[name].Config
-    return {f.name: (str(f.type), f.default) for f in fields(cls)}
-
-def make_strategy(name:str, # a registered strategy name
-                  params:dict|None=None # settings of its config
-                 )->Strategy:
-    "A strategy instance from its registered name and settings."
-    if name not in STRATEGIES: raise ConfigError(f"strategy {name!r}: unknown; known: {sorted(STRATEGIES)}")
-    cls = STRATEGIES[name]
-    return cls(from_dict(cls.Config, params or {}, where=f"strategy {name!r} params"))
 
 # %% ../nbs/08_strategies.ipynb #f57057eb
 @register("seqft", "SeqFT", "baseline", claimed=True)

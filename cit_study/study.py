@@ -26,7 +26,8 @@ from .datasets import DatasetConfig, load_dataset_tasks, check_dataset
 from .bases import BaseConfig, initial_tasks, base_path, base_fingerprint
 from .metrics import (cl_summary, baseline_scores, answer_space, format_rate, TEXT_ONLY_C, TEXT_ONLY_CLASSES, item_scores,
                                encode_items, decode_items)
-from .strategies import make_strategy, methods, registry, FAMILIES
+from .strategies import FAMILIES
+from .methods import make_strategy, methods, registry
 from .similarity import SimilarityConfig, run_similarity
 from .train import TrainConfig, run_stream
 from .dist import dist_info, run_device

@@ -6,7 +6,7 @@ import torch
 
 import cit_study.train as T
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer, trainable_state
-from cit_study.strategies import make_strategy
+from cit_study.methods import make_strategy
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.train import TrainConfig, run_stream
 from cit_study.dist import init_distributed

@@ -6,7 +6,7 @@ import torch
 
 from cit_study.core import ConfigError, to_jsonable
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer
-from cit_study.strategies import make_strategy
+from cit_study.methods import make_strategy
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.train import TrainConfig, train_task
 from cit_study import replay, regularisation  # register the methods used below

@@ -8,7 +8,7 @@ from transformers import Blip2Processor, InstructBlipProcessor, BlipImageProcess
 
 from cit_study.core import ConfigError
 from cit_study.model import KINDS, LLMS, ModelConfig, LMM, build_hf_model, train_tokenizer, load_checkpoint
-from cit_study.strategies import make_strategy
+from cit_study.methods import make_strategy
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.train import TrainConfig, run_stream
 from cit_study import regularisation, replay  # register the methods used below

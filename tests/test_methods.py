@@ -12,7 +12,7 @@ from cit_study.tasks import TaskData
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer, trainable_state
 from cit_study.train import TrainConfig, run_stream, evaluate
-from cit_study.strategies import STRATEGIES, make_strategy
+from cit_study.methods import registry, make_strategy
 from cit_study.study import METHODS
 
 # Methods that embed tasks use the model-free encoders here; the default encoders are checked in their notebooks.
@@ -22,7 +22,7 @@ ROWS = [m for m in METHODS if m != "joint"]
 
 
 def params(name):
-    fields = STRATEGIES[name].Config.__dataclass_fields__
+    fields = registry()[name].Config.__dataclass_fields__
     return {k: v for k, v in {**FREE, **CHEAP}.items() if k in fields}
 
 
@@ -41,7 +41,7 @@ def fresh(world, kind):
 
 def test_every_method_is_registered_and_in_the_quick_grid():
     from cit_study.study import PRESETS
-    assert set(METHODS) <= set(STRATEGIES)
+    assert set(METHODS) <= set(registry())
     for p in ("quick", "paper", "full"): assert PRESETS[p]["studies"]["forgetting"]["grid"]["strategy"] == METHODS
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cit_study.minireal import build_minireal
-from cit_study.strategies import make_strategy
+from cit_study.methods import make_strategy
 from cit_study.synthetic import WorldConfig, load_task
 from cit_study.train import TrainConfig, run_stream
 from cit_study import regularisation  # registers ewc

@@ -13,7 +13,7 @@ from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer, trainable_state
 from cit_study.similarity import run_similarity
 from cit_study.train import TrainConfig, run_stream
-from cit_study.strategies import make_strategy
+from cit_study.methods import make_strategy
 import cit_study.expansion, cit_study.tir  # register ts_eproj and tir_*
 
 FREE = {"image_encoder": "pixels", "text_encoder": "bow"}  # model-free encoders
