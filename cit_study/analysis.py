@@ -34,7 +34,7 @@ def study_runs(results_dir:str|Path, # a study's results folder
 LINEAR_KEYS = ("A_T", "F_T")  # summaries written as sums of per-item contributions (`summary_items`): their intervals include test-item variation
 
 def summary_items(run:dict, # a run (its matrix, tasks, n_initial)
-                  items:list, # its per-row item scores (`study.run_items`)
+                  items:list, # its per-row item scores (`results.run_items`)
                   key:str # 'A_T' or 'F_T'
                  )->tuple|None:
     "(the summary, per stream task its items' contributions, the weights): A_T as the final row's item scores at weight 1/T; F_T of task t as each item's score in the row where t was best minus its final score, at 1/(T-1). None where the summary is undefined or a row it needs was not scored."
@@ -55,7 +55,7 @@ def summary_items(run:dict, # a run (its matrix, tasks, n_initial)
 
 def linear_items(runs:list, results:str|Path|None=None, keys:tuple=LINEAR_KEYS)->dict:
     "(run id, key) -> `summary_items` for every run with item scores (stored, or rescored from its predictions in `results`)."
-    from cit_study.study import run_items
+    from cit_study.results import run_items
     out = {}
     for r in runs:
         items = run_items(r, results)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, time
 from contextlib import contextmanager
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -15,7 +15,7 @@ from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer
 from .methods import registry, make_strategy
 from .train import TrainConfig, train_task
-from .study import METHODS
+from .config import METHODS
 
 # %% auto #0
 __all__ = ['FREE_ENCODERS', 'method_costs', 'peak_rss_mb', 'bench_methods', 'format_methods', 'learnability',
@@ -127,7 +127,9 @@ def learnability(preset_name:str="quick", # preset giving the bases, the stream 
     "Each task trained alone from each base (SeqFT): its score right after training beside its zero-shot score and its baselines on the same test items."
     from collections import Counter
     from dataclasses import replace
-    from cit_study.study import make_config, task_baselines, format_matrix
+    from cit_study.config import make_config
+    from cit_study.results import format_matrix
+    from cit_study.runner import task_baselines
     from cit_study.model import load_lmm
     from cit_study.train import run_stream
     rows = []

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_cli.ipynb #6f667b88
 from __future__ import annotations
-import argparse, json, os, sys, time
+import argparse, json, os, sys
 from pathlib import Path
 
 from .core import ConfigError, check_has_runs
@@ -13,7 +13,7 @@ from .core import ConfigError, check_has_runs
 __all__ = ['PRESET_NAMES', 'split_names', 'parse_kv', 'build_parser', 'read_datasets', 'main']
 
 # %% ../nbs/12_cli.ipynb #a8ca4967
-PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `study.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `study.preset` in one line)
+PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `config.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `study.preset` in one line)
 
 def split_names(text:str, option:str="--stream")->list:
     "Comma-separated names: [] for an empty option (the default), an error for one that names nothing (e.g. ',')."
@@ -106,13 +106,16 @@ def read_datasets(path:str|Path)->list:
     return d
 
 def _run(a):
-    from cit_study.study import run_notebook
-    from cit_study.study import config_params
+    from cit_study.runner import run_notebook
+    from cit_study.config import config_params
     parse = {"strategy_params": lambda: parse_kv(a.param), "stream": lambda: split_names(a.stream),
              "datasets": lambda: read_datasets(a.datasets) if a.datasets else []}  # the options written differently on the command line
     params = {n: parse[n]() if n in parse else getattr(a, n) for n in config_params()}  # every parameter of what a run is: an option of its own
     if a.in_process:
-        from cit_study.study import check_params, config_from_params, execute_run, open_results
+        from cit_study.config import config_from_params
+        from cit_study.results import open_results
+        from cit_study.notebooks import check_params
+        from cit_study.runner import execute_run
         from cit_study.dist import init_distributed
         rank, world = init_distributed()
         cfg = config_from_params(check_params(params), a.cache)
@@ -123,13 +126,13 @@ def _run(a):
         execute_run(cfg, out, a.cache, resume=a.resume or (out / "checkpoints").exists(), progress=rank == 0 and not a.quiet)
         if rank == 0: print(f"run written to {out}" + (f" ({world} processes)" if world > 1 else ""))
         return
-    from cit_study.study import run_id_of
+    from cit_study.runner import run_id_of
     done = (Path(a.results) / run_id_of(params, a.cache) / "run.json").exists()
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=not a.quiet)
     print(f"run finished earlier: {out}" if done else f"run written to {out}")
 
 def _sweep(a):
-    from cit_study.study import load_sweep, sweep
+    from cit_study.sweeps import load_sweep, sweep
     res = sweep(load_sweep(a.grid), a.results, a.cache, progress=not a.quiet, submit_to=a.submit, wait=not a.no_wait)
     if a.submit and a.no_wait:
         print(f"submitted {len(res['jobs'])} job(s), skipped {len(res['skipped'])} (finished); job ids in {Path(a.results) / '_jobs' / 'submitted.json'}")

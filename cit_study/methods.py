@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from .core import ConfigError, from_dict
 from .strategies import STRATEGIES, Strategy
-from . import strategies, regularisation, lora, replay, expansion, tir  # noqa: F401 (their classes register on import)
+from . import regularisation, lora, replay, expansion, tir  # noqa: F401 (their classes register on import)
 
 # %% auto #0
 __all__ = ['registry', 'methods', 'strategy_help', 'make_strategy']

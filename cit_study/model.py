@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb #8e5a4d12
 from __future__ import annotations
-import copy, hashlib, json, re, weakref
+import copy, hashlib, re, weakref
 from dataclasses import dataclass, asdict
 from pathlib import Path
 

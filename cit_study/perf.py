@@ -4,7 +4,7 @@
 
 # %% ../nbs/13a_perf.ipynb #a91f9828
 from __future__ import annotations
-import json, math, shutil, subprocess, sys, tempfile, time
+import math, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -232,7 +232,7 @@ def eval_costs(tasks:list|None=None, n_test:int=64, bs:int=64, model:LMM|None=No
 # %% ../nbs/13a_perf.ipynb #3669a4a1
 def study_costs(out:str|Path)->dict:
     "Where a finished study's time went, from its `study.json` and every run's `run.json`."
-    from cit_study.study import read_run
+    from cit_study.results import read_run
     out = Path(out); s = read_json(out / "study.json")
     runs = [read_run(p) for p in sorted((out / "results").glob("*/run.json"))]
     per = {}
@@ -246,7 +246,8 @@ def study_costs(out:str|Path)->dict:
 
 def bench_study(presets:list|None=None, workers:int=2, cache:str|Path|None=None, out:str|Path|None=None)->dict:
     "Each preset's study end to end in a fresh results folder, its bases built (and timed) first; printed and written as JSON."
-    from cit_study.study import preset, make_config, run_study
+    from cit_study.config import preset, make_config
+    from cit_study.study import run_study
     res = {"what": "study", "date": time.strftime("%Y-%m-%d"), "hardware": hardware(), "versions": versions(), "studies": {}}
     for name in presets or ["smoke", "quick"]:
         t0 = time.time()

@@ -4,25 +4,24 @@
 
 # %% ../nbs/11_report.ipynb #e7e626c8
 from __future__ import annotations
-import contextlib, math, os, tempfile, threading
+import math, os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import matplotlib
 import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import atomic_write_bytes, read_json
-from .caches import cached
 from .metrics import crossed_interval
-from .study import read_run, open_results, EXPERIMENTS, QUIET_KERNEL
+from .results import read_run, open_results, run_items
+from .notebooks import EXPERIMENTS, execute_template, notebook_html
 
 # %% auto #0
-__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'WIDGET', 'load_results',
-           'load_failures', 'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate',
-           'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary', 'curves_frame',
-           'plot_curves', 'inline_figures', 'notebook_html', 'build_report']
+__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
+           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate', 'matrix_frame',
+           'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary', 'curves_frame', 'plot_curves',
+           'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -107,7 +106,6 @@ def zero_shot_gap(results:str|Path, # the runs' results folder (their prediction
                   n_boot:int=4000, seed:int=0
                  )->pd.DataFrame|None:
     "Per stream task and for their mean: both bases' zero-shot scores on the same test items and the InstructBLIP-like minus BLIP-2-like difference with a 95% paired bootstrap interval over items; None without a test-split run of each base on this stream."
-    from cit_study.study import run_items
     from cit_study.synthetic import TASK_SPECS
     row0 = {}
     for r in sorted(runs, key=lambda r: r["run_id"]):
@@ -188,64 +186,16 @@ def plot_curves(runs:list):
 # %% ../nbs/11_report.ipynb #4cb7d3e8
 FORGETTING_TEMPLATE = EXPERIMENTS / "forgetting.ipynb"
 
-# nbconvert's lab template loads require.js, MathJax and mermaid from a CDN; a published folder must not
-_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-"""
-
-@cached()
-def _html_exporter():
-    from nbconvert import HTMLExporter
-    from jinja2 import DictLoader
-    exp = HTMLExporter(extra_loaders=[DictLoader({"offline.html.j2": _OFFLINE_TEMPLATE})], template_file="offline.html.j2")
-    exp.exclude_input = True; exp.exclude_input_prompt = True; exp.exclude_output_prompt = True
-    return exp
-
-_INLINE, _INLINE_LOCK = {"depth": 0, "old": None}, threading.Lock()  # the MPLBACKEND of the outermost `inline_figures`
-
-@contextlib.contextmanager
-def inline_figures():
-    "Kernels started inside draw matplotlib figures inline, whatever the caller's MPLBACKEND (Agg would leave a report without figures); threads may nest it: the last one out restores the variable."
-    with _INLINE_LOCK:
-        if _INLINE["depth"] == 0: _INLINE["old"] = os.environ.get("MPLBACKEND")
-        _INLINE["depth"] += 1; os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try: yield
-    finally:
-        with _INLINE_LOCK:
-            _INLINE["depth"] -= 1
-            if _INLINE["depth"] == 0:
-                if _INLINE["old"] is None: os.environ.pop("MPLBACKEND", None)
-                else: os.environ["MPLBACKEND"] = _INLINE["old"]
-
-WIDGET = "application/vnd.jupyter.widget-view+json"
-
-def notebook_html(nb_path:str|Path)->str:
-    "An executed notebook as reader-facing HTML: outputs and markdown, no code, no script from outside (figures inline), no live widgets (a progress bar cannot show on a static page, and its element ids are random)."
-    import nbformat
-    nb = nbformat.read(str(nb_path), as_version=4)
-    for c in nb.cells:
-        if "outputs" in c: c.outputs = [o for o in c.outputs if WIDGET not in o.get("data", {})]
-        if "injected-parameters" in c.get("metadata", {}).get("tags", []): c["id"] = "injected-parameters"  # papermill draws a new id each run
-    nb.metadata.pop("widgets", None)
-    body, _ = _html_exporter().from_notebook_node(nb)
-    return body
-
 def build_report(results:str|Path, # results folder of a study
                  out_html:str|Path, # where the HTML goes
                  template:str|Path=FORGETTING_TEMPLATE)->Path:
     "Execute the forgetting report over `results` and write it as HTML."
-    import papermill as pm
     results, out_html = Path(results).resolve(), Path(out_html)
     load_results(results)  # refuse a missing folder or an old format before executing anything
     out_html.parent.mkdir(parents=True, exist_ok=True)
     executed = out_html.with_suffix(".ipynb")
     tmp = out_html.parent / f".{executed.name}.partial.ipynb"
-    with inline_figures():
-        pm.execute_notebook(str(template), str(tmp), parameters={"results_dir": str(results)}, progress_bar=False,
-                            extra_arguments=QUIET_KERNEL, resources={"metadata": {"path": str(out_html.parent.resolve())}})  # the kernel's folder, without moving this process
+    execute_template(template, tmp, {"results_dir": str(results)}, cwd=out_html.parent.resolve())
     os.replace(tmp, executed)
     atomic_write_bytes(out_html, notebook_html(executed).encode())
     return out_html

@@ -9,8 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 from .core import ConfigError, atomic_write_bytes, atomic_write_json, read_json, check_has_runs
-from .study import EXPERIMENTS, RUN_TEMPLATE, PRESETS, QUIET_KERNEL, template_params
-from .report import load_results, load_failures, notebook_html, inline_figures, BASE_NAMES
+from .config import PRESETS
+from .notebooks import EXPERIMENTS, RUN_TEMPLATE, template_params, notebook_html, execute_template
+from .report import load_results, load_failures, BASE_NAMES
 from .claims import claims_table, NAMES
 
 # %% auto #0
@@ -76,13 +77,10 @@ def render_study(template:str|Path, # papermill template with a `results_dir` pa
                  css:Path|None=None # shared stylesheet file (see `_with_nav`); None: styles stay in the page
                 )->Path:
     "Execute a study template over `results` in a temporary folder and write it as HTML, code hidden."
-    import papermill as pm, tempfile
     template, out_html = Path(template).resolve(), Path(out_html).resolve()
     with tempfile.TemporaryDirectory(prefix="cit-study-report-") as d:
         nb = Path(d) / Path(template).name
-        with inline_figures():
-            pm.execute_notebook(str(template), str(nb), parameters={"results_dir": str(Path(results).resolve())}, progress_bar=False,
-                                extra_arguments=QUIET_KERNEL, resources={"metadata": {"path": d}})  # the kernel starts in d; papermill's cwd= would chdir this whole process, under the other threads
+        execute_template(template, nb, {"results_dir": str(Path(results).resolve())}, cwd=d)  # the kernel starts in d
         atomic_write_bytes(out_html, _with_nav(notebook_html(nb), nav, css, NB_CSS).encode())
     return Path(out_html)
 

@@ -46,7 +46,7 @@ class Strategy:
     name, title, family = "", "", "other"  # set by `register`, with the fields of `IDENTITY`
     claimed, reference, tuned_as, strength = IDENTITY.values()
     seed_salt = ""      # mixed into the run seed: a twin draws seeds of its own ('': the run seed as given)
-    zero_shot_is_base = True  # after `setup` it predicts as the base does, so row 0 may come from the base's cached zero-shot row (`study.zero_shot_row`)
+    zero_shot_is_base = True  # after `setup` it predicts as the base does, so row 0 may come from the base's cached zero-shot row (`runner.zero_shot_row`)
     def __init__(self, cfg=None): self.cfg = cfg if cfg is not None else self.Config()
     def setup(self, model, ctx): self.model, self.ctx = model, ctx
     def before_task(self, i, task): pass

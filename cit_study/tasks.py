@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_tasks.ipynb #47b1b5a7
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np

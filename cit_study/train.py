@@ -192,7 +192,7 @@ def load_stream_state(ckpt_dir:Path):
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
                ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool|str|Path=True, cache:str|Path|None=None,
                evaluated:list=(), # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
-               zero_shot:dict|None=None # task name -> (score, predictions) of row 0, the base's (`study.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
+               zero_shot:dict|None=None # task name -> (score, predictions) of row 0, the base's (`runner.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
               )->dict:
     "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
     tasks = list(evaluated) + list(initial) + list(stream)

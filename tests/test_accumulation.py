@@ -56,7 +56,7 @@ def test_new_settings_are_checked_and_keep_old_hashes():
 def test_cli_run_with_accumulation_and_bf16(tmp_path):
     "`cit-study run --grad-accum 2 --precision bf16`: the settings reach the run and are recorded in its config."
     from conftest import cli
-    from cit_study.study import read_run
+    from cit_study.results import read_run
     cli("run", "--preset", "smoke", "--stream", "count", "--steps-per-task", 2, "--grad-accum", 2, "--precision", "bf16", "--results", tmp_path)
     (run,) = [read_run(p) for p in tmp_path.glob("*/run.json")]
     assert run["config"]["train"]["grad_accum"] == 2 and run["config"]["train"]["precision"] == "bf16"

@@ -79,7 +79,7 @@ def test_bad_checkpoint_folders_are_named(tmp_path):
 def test_cli_run_from_a_checkpoint_folder(world, tmp_path):
     "`cit-study run --checkpoint DIR`: the papermill run starts from the folder; a folder of the wrong kind is refused by name."
     from conftest import cli
-    from cit_study.study import read_run
+    from cit_study.results import read_run
     tok, _ = world
     save_checkpoint(tok, "instructblip", "t5", tmp_path / "ckpt")
     cli("run", "--preset", "smoke", "--base", "instructblip", "--checkpoint", tmp_path / "ckpt", "--steps-per-task", 2,
@@ -95,7 +95,7 @@ def test_cli_run_from_a_checkpoint_folder(world, tmp_path):
 def test_run_id_names_a_checkpoint_by_place_and_contents(world, tmp_path, monkeypatch):
     "A relative and an absolute path to one folder give one run id; changed weights give another; a stale recorded fingerprint is refused."
     import dataclasses
-    from cit_study.study import make_config
+    from cit_study.config import make_config
     tok, _ = world
     save_checkpoint(tok, "blip2", "opt", tmp_path / "ckpt")
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,7 @@ import yaml
 from PIL import Image
 
 from conftest import cli
-from cit_study.study import read_run
+from cit_study.results import read_run
 
 
 def write_records(root, n=12, missing=None):

@@ -39,7 +39,7 @@ def test_two_processes_match_one(tmp_path):
 
 def test_cli_run_in_process_under_torchrun(tmp_path):
     "`torchrun --nproc_per_node 2 cit-study run --in-process ...`: one run folder, written once, with its checkpoints."
-    from cit_study.study import read_run
+    from cit_study.results import read_run
     bin_ = Path(sys.executable).parent
     p = subprocess.run([str(bin_ / "torchrun"), "--nproc_per_node", "2", "--master_port", "29521", str(bin_ / "cit-study"), "run", "--in-process",
                         "--preset", "smoke", "--stream", "count,gqa", "--steps-per-task", "2", "--results", str(tmp_path)],

@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from cit_study.study import make_config, execute_run
+from cit_study.config import make_config
+from cit_study.runner import execute_run
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer
 

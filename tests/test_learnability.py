@@ -2,7 +2,8 @@
 import json
 
 from conftest import cli
-from cit_study.study import make_config, task_baselines
+from cit_study.config import make_config
+from cit_study.runner import task_baselines
 from cit_study.synthetic import load_task
 from dataclasses import replace
 

@@ -13,7 +13,7 @@ from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.model import LMM, ModelConfig, build_hf_model, train_tokenizer, trainable_state
 from cit_study.train import TrainConfig, run_stream, evaluate
 from cit_study.methods import registry, make_strategy
-from cit_study.study import METHODS
+from cit_study.config import METHODS
 
 # Methods that embed tasks use the model-free encoders here; the default encoders are checked in their notebooks.
 FREE = {"image_encoder": "pixels", "text_encoder": "bow"}
@@ -40,7 +40,7 @@ def fresh(world, kind):
 
 
 def test_every_method_is_registered_and_in_the_quick_grid():
-    from cit_study.study import PRESETS
+    from cit_study.config import PRESETS
     assert set(METHODS) <= set(registry())
     for p in ("quick", "paper", "full"): assert PRESETS[p]["studies"]["forgetting"]["grid"]["strategy"] == METHODS
 

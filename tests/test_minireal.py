@@ -32,7 +32,8 @@ def test_a_run_on_the_minireal_backend(tmp_path):
     "A run config with backend 'minireal' builds (and caches) the mini-real bases and records which one it started from."
     from cit_study.bases import BaseConfig
     from cit_study.core import to_jsonable
-    from cit_study.study import RunConfig, execute_run, make_config
+    from cit_study.config import RunConfig, make_config
+    from cit_study.runner import execute_run
     from cit_study.train import TrainConfig as TC
     assert make_config("minireal", "instructblip").backend == "minireal"
     assert make_config("quick").backend == "tiny" and "backend" not in to_jsonable(make_config("quick"))  # old run ids hold

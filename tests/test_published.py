@@ -12,7 +12,7 @@ from conftest import ROOT
 from cit_study.report import load_results, learning_gate
 from cit_study.claims import comparisons_frame, forgetting_runs, CONTROL, COMPARISONS, MARGIN, BASES
 from cit_study.analysis import study_runs, pair_controls
-from cit_study.study import preset
+from cit_study.config import preset
 from cit_study.metrics import cl_summary
 
 PAPER = ROOT / "reports" / "paper"

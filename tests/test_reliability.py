@@ -12,7 +12,10 @@ from PIL import Image
 from conftest import BIN, cli
 from test_datasets_run import write_records
 from cit_study.core import ConfigError
-from cit_study.study import FORMAT_VERSION, RESULTS_MARKER, RunConfig, execute_run, make_config, read_run
+from cit_study.core import FORMAT_VERSION, RESULTS_MARKER
+from cit_study.config import RunConfig, make_config
+from cit_study.results import read_run
+from cit_study.runner import execute_run
 from cit_study.strategies import Strategy, register
 from cit_study.train import load_stream_state
 
@@ -228,7 +231,7 @@ FEWER_STEPS = dict(llm_steps=30, vision_steps=20, vl_steps=20, it_steps=10)
 BUILD = f"""
 import sys, torch; torch.set_num_threads(int(sys.argv[2]))
 from dataclasses import replace
-from cit_study.study import make_config
+from cit_study.config import make_config
 from cit_study.bases import base_path, base_fingerprint
 b = replace(make_config("smoke").bases, **{FEWER_STEPS!r})
 print(base_fingerprint(base_path("blip2", b, sys.argv[1])), base_fingerprint(base_path("instructblip", b, sys.argv[1])))

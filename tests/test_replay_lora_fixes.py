@@ -10,7 +10,7 @@ from cit_study.lora import o_lora_penalty
 from cit_study.model import LMM, ModelConfig, build_hf_model, answer_logits, train_tokenizer, trainable_state
 from cit_study.replay import ERConfig
 from cit_study.methods import make_strategy
-from cit_study.study import make_config, load_task_data
+from cit_study.config import make_config, load_task_data
 from cit_study.synthetic import WorldConfig, load_task, world_corpus
 from cit_study.tasks import TaskData
 from cit_study.train import TrainConfig, run_stream

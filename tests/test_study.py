@@ -7,8 +7,13 @@ import pytest
 
 from conftest import cli, ROOT
 from cit_study.core import ConfigError, read_json, config_hash, atomic_write_json
-from cit_study.study import (make_config, execute_run, run_notebook, sweep, check_params, read_run, FORMAT_VERSION,
-                             WarmKernel, run_all, plan_study, stream_orders, config_from_params)
+from cit_study.core import FORMAT_VERSION
+from cit_study.config import make_config, config_from_params
+from cit_study.results import read_run
+from cit_study.notebooks import check_params, WarmKernel
+from cit_study.runner import execute_run, run_notebook
+from cit_study.sweeps import sweep, run_all
+from cit_study.study import plan_study, stream_orders
 import cit_study.train as train_mod
 
 SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"}
@@ -62,10 +67,11 @@ def test_smoke_study_learns_every_stream_task(smoke_study):
 def test_tuning_study_chooses_on_validation_items_and_the_other_studies_run_at_its_choice(tmp_path, monkeypatch):
     "The tuning study runs first, on the validation items; the rule's choice reaches the forgetting study's runs and their run.json; the site shows it."
     import cit_study.study as S
+    import cit_study.config as C
     from cit_study.synthetic import load_task
     studies = {"tuning": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [0]}, "factors": [0.1, 10]},  # LwF: a strength, and cheap
                "forgetting": {"grid": {"base": ["blip2"], "strategy": ["lwf", "seqft"], "seed": [0]}}}
-    monkeypatch.setitem(S.PRESETS["smoke"], "studies", studies)  # the plan is made here; the run kernels read only the preset's sizes
+    monkeypatch.setitem(C.PRESETS["smoke"], "studies", studies)  # the plan is made here; the run kernels read only the preset's sizes
     out = tmp_path / "site"
     S.run_study("smoke", out, progress=False)
     plan = read_json(out / "study.json")["studies"]
@@ -207,7 +213,7 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch):
     "The first run of a base stores row 0 per task; a later run takes it from there (a planted entry shows), unless its strategy changes the base at setup."
-    from cit_study.study import zero_shot_row, zero_shot_paths
+    from cit_study.runner import zero_shot_row, zero_shot_paths
     from cit_study.strategies import SeqFT
     run = lambda seed, name: execute_run(make_config("smoke", stream=["ocr"], steps_per_task=2, seed=seed), tmp_path / name, progress=False)
     a = run(3, "a")
@@ -241,19 +247,19 @@ def test_warm_kernel_run_equals_fresh_kernel_run(tmp_path):
 
 def test_run_all_runs_each_id_once_and_records_failures(tmp_path, monkeypatch):
     ok = {"preset": "smoke", "strategy": "seqft", "stream": ["count"], "steps_per_task": 2}
-    import cit_study.study as study_mod
-    real = study_mod.run_notebook
+    import cit_study.sweeps as sweeps_mod
+    real = sweeps_mod.run_notebook
     def flaky(params, *a, **k):
         if params.get("seed") == 3: raise RuntimeError("run failed on purpose")
         return real(params, *a, **k)
-    monkeypatch.setattr(study_mod, "run_notebook", flaky)
+    monkeypatch.setattr(sweeps_mod, "run_notebook", flaky)
     res = run_all([ok, dict(ok), {**ok, "seed": 3}], tmp_path, progress=False, workers=2)
     assert len(res["done"]) == 1 and len(res["failed"]) == 1 and "on purpose" in next(iter(res["failed"].values()))
     assert len(list(tmp_path.glob("*/run.json"))) == 1
 
 
 def test_study_plan_covers_each_axis(monkeypatch):
-    import cit_study.study as study_mod
+    import cit_study.config as study_mod  # the presets
     from cit_study.study import decision_similarities, tau_grid
     plan = plan_study("quick", ["forgetting", "pairwise"])
     ids = lambda name: {config_hash(config_from_params(check_params(r), weights=False)) for r in plan[name]}  # configs: run ids add the weights

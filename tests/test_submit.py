@@ -5,7 +5,8 @@ import pytest
 
 from conftest import cli
 from cit_study.core import ConfigError
-from cit_study.study import read_run, submit, load_sweep
+from cit_study.results import read_run
+from cit_study.sweeps import submit, load_sweep
 
 
 def test_submit_runs_each_run_once_and_skips_finished_ones(tmp_path):
