@@ -46,7 +46,7 @@ class RunConfig:
     bases: BaseConfig = field(default_factory=BaseConfig)    # how the bases are built
     checkpoint: str = field(default="", metadata={"omit_default": True})  # a local transformers checkpoint folder to start from instead of a built base
     datasets: list = field(default_factory=list, metadata={"omit_default": True})  # real-dataset tasks (`DatasetConfig` mappings); their names may appear in the stream
-    backend: str = field(default="tiny", metadata={"omit_default": True})  # the bases' model: 'tiny' (04_model, 05_bases) or 'minireal' (05a_minireal)
+    backend: str = field(default="tiny", metadata={"omit_default": True})  # the bases' model: 'tiny' (04_model, 05_bases) or 'minireal' (07b_minireal)
     max_len: int = field(default=0, metadata={"omit_default": True})  # longest prompt plus output in LLM tokens (0: the model's own: 48 built, 64 checkpoints)
     checkpoint_fingerprint: str = field(default="", metadata={"omit_default": True})  # set from the checkpoint folder's contents (core.folder_fingerprint)
     base_fingerprint: str = field(default="", metadata={"omit_default": True})  # the built base's files (bases.base_fingerprint), recorded by `with_weights`
@@ -180,7 +180,7 @@ PRESETS = {
                           pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
             order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ts_eproj"], seed=[0]), orders=["latin", "similarity"]),
             pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
-    "minireal": dict(  # the forgetting study on mini-real (05a_minireal): for a GPU
+    "minireal": dict(  # the forgetting study on mini-real (07b_minireal): for a GPU
         backend="minireal",
         bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
                    vl_samples=2000, vl_steps=1000, it_steps=600, lr=1e-4, bs=16),
