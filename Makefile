@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study paper publish smoke bench gpu-check test browser nbtest pytest sync readme clean-notebooks lab lavis-env
+.PHONY: setup study paper publish smoke bench gpu-check test test-fast browser nbtest pytest sync readme clean-notebooks lab lavis-env
 
 $(STAMP): requirements.txt requirements-nodeps.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -86,6 +86,11 @@ nbtest: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q --durations=25 tests
+
+# The everyday tier: pytest without the tests marked slow (whole runs through the CLI, the smoke study and its site,
+# kills and resumes, mini-real, torchrun, submitit). `make test` (CI) still runs everything.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" --durations=10 tests
 
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md

@@ -14,6 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA device (skipped without one; `make gpu-check` runs them)")
+    config.addinivalue_line("markers", "slow: ten seconds or more (whole runs through the CLI, the smoke study, kills and resumes): `make test` runs them, `make test-fast` does not")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -53,6 +53,7 @@ def test_new_settings_are_checked_and_keep_old_hashes():
     assert "grad_accum" not in to_jsonable(TrainConfig()) and to_jsonable(TrainConfig(grad_accum=2))["grad_accum"] == 2
 
 
+@pytest.mark.slow
 def test_cli_run_with_accumulation_and_bf16(tmp_path):
     "`cit-study run --grad-accum 2 --precision bf16`: the settings reach the run and are recorded in its config."
     from conftest import cli

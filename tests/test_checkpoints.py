@@ -76,6 +76,7 @@ def test_bad_checkpoint_folders_are_named(tmp_path):
     with pytest.raises(ConfigError, match="model_type 'llava'"): load_checkpoint(tmp_path)
 
 
+@pytest.mark.slow
 def test_cli_run_from_a_checkpoint_folder(world, tmp_path):
     "`cit-study run --checkpoint DIR`: the papermill run starts from the folder; a folder of the wrong kind is refused by name."
     from conftest import cli

@@ -7,6 +7,7 @@ from PIL import Image
 
 from conftest import cli
 from cit_study.results import read_run
+import pytest
 
 
 def write_records(root, n=12, missing=None):
@@ -24,6 +25,7 @@ def write_records(root, n=12, missing=None):
             "annotations": {"train": str(root / "train.jsonl"), "test": str(root / "test.jsonl")}, "image_size": 64}
 
 
+@pytest.mark.slow
 def test_run_on_a_records_dataset_and_a_synthetic_task(tmp_path):
     "A listed dataset the run does not use is not read: its missing image stops nothing."
     unused = {**write_records(tmp_path / "other", missing="train1.png"), "name": "unused"}

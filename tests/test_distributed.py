@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # two processes under torchrun
+
 HERE = Path(__file__).resolve().parent
 STRATEGIES = ["seqft", "ewc", "si", "agem", "agem-dropout", "lwf", "derpp"]
 

@@ -6,8 +6,10 @@ from cit_study.config import make_config
 from cit_study.runner import task_baselines
 from cit_study.synthetic import load_task
 from dataclasses import replace
+import pytest
 
 
+@pytest.mark.slow
 def test_bench_learn_rows_describe_their_runs(tmp_path):
     out = tmp_path / "learn.json"
     p = cli("bench", "learn", "--presets", "smoke", "--tasks", "count,ocr", "--steps", "3", "--n-test", "12", "--out", out)

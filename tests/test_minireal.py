@@ -9,6 +9,8 @@ from cit_study.synthetic import WorldConfig, load_task
 from cit_study.train import TrainConfig, run_stream
 from cit_study import regularisation  # registers ewc
 
+pytestmark = pytest.mark.slow  # runs on the mini-real backend (packaged weights, seconds per step)
+
 
 @pytest.mark.parametrize("kind,strategy", [("blip2", "seqft"), ("instructblip", "ewc")])
 def test_minireal_short_stream(tmp_path, kind, strategy):
@@ -52,3 +54,11 @@ def test_minireal_step_against_transformers_eager():
     eager, study = r["rows"]
     assert eager["variant"] == "eager" and study["variant"] == "study" and eager["samples_s"] > 0 and study["samples_s"] > 0
     assert eager["tflops_s"] * eager["step_ms"] > study["tflops_s"] * study["step_ms"]  # eager also runs the CNN every step
+
+
+def test_the_gpu_check_runs_its_checks_on_what_a_cpu_runs():
+    "`make gpu-check`'s script on the CPU: the step on the tiny shape and a one-step mini-real stream, nothing failed (the GPU shapes need a GPU)."
+    from cit_study.perf import gpu_check
+    r = gpu_check(None, device="cpu", tests=False)
+    assert sorted(r["checks"]) == ["minireal stream blip2 seqft", "step tiny"] and r["failed"] == []
+    assert r["checks"]["minireal stream blip2 seqft"]["precision"] == "fp32"

@@ -233,6 +233,8 @@ import sys, torch; torch.set_num_threads(int(sys.argv[2]))
 from dataclasses import replace
 from cit_study.config import make_config
 from cit_study.bases import base_path, base_fingerprint
+
+pytestmark = pytest.mark.slow  # kills, resumes and concurrent sweeps through the CLI: `make test` runs them, `make test-fast` does not
 b = replace(make_config("smoke").bases, **{FEWER_STEPS!r})
 print(base_fingerprint(base_path("blip2", b, sys.argv[1])), base_fingerprint(base_path("instructblip", b, sys.argv[1])))
 """

@@ -8,6 +8,8 @@ import pytest
 from cit_study.core import read_json
 from cit_study.site import build_site, default_studies
 
+pytestmark = pytest.mark.slow  # the smoke study's site, crawled and rendered
+
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package, installed by `make browser`; Playwright never downloads its own
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]

@@ -19,6 +19,7 @@ import cit_study.train as train_mod
 SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"}
 
 
+@pytest.mark.slow
 def test_smoke_study_writes_runs_and_report(smoke_study):
     out, p = smoke_study
     runs = sorted((out / "results").glob("*/run.json"))
@@ -49,6 +50,7 @@ def test_smoke_study_writes_runs_and_report(smoke_study):
     assert study["sweep"]["failed"] == {} and study["total_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_smoke_study_learns_every_stream_task(smoke_study):
     """The learning gate, scaled down to the smoke preset: right after training each stream task SeqFT clears the
     task's `text_only` baseline by 10 points (the quick and paper presets: 20), Joint's final score clears it by 5
@@ -64,6 +66,7 @@ def test_smoke_study_learns_every_stream_task(smoke_study):
     assert not strict.learned.any()
 
 
+@pytest.mark.slow
 def test_tuning_study_chooses_on_validation_items_and_the_other_studies_run_at_its_choice(tmp_path, monkeypatch):
     "The tuning study runs first, on the validation items; the rule's choice reaches the forgetting study's runs and their run.json; the site shows it."
     import cit_study.study as S
@@ -91,6 +94,7 @@ def test_tuning_study_chooses_on_validation_items_and_the_other_studies_run_at_i
     assert "Rule:" in html and "chosen" in html
 
 
+@pytest.mark.slow
 def test_study_costs_account_for_the_smoke_study(smoke_study):
     "`cit-study bench study` reads where a study's time went: one worker runs one run at a time, so the runs phase holds every run's wall time."
     from cit_study.perf import study_costs
@@ -101,6 +105,7 @@ def test_study_costs_account_for_the_smoke_study(smoke_study):
     assert c["run_wall_sum_s"] <= c["runs_s"] <= c["total_s"] and c["site_s"] > 0
     assert c["train_sum_s"] > 0 and c["eval_sum_s"] > 0 and c["other_sum_s"] >= 0
 
+@pytest.mark.slow
 def test_executed_run_notebook_has_outputs(smoke_study):
     out, _ = smoke_study
     nb = json.loads(next((out / "results").glob("*seqft*/run.ipynb")).read_text())
@@ -109,6 +114,7 @@ def test_executed_run_notebook_has_outputs(smoke_study):
     assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
 
 
+@pytest.mark.slow
 def test_sweep_rerun_does_nothing(smoke_study):
     out, _ = smoke_study
     before = {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/run.json")}
@@ -118,6 +124,7 @@ def test_sweep_rerun_does_nothing(smoke_study):
     assert before == {p: p.stat().st_mtime_ns for p in (out / "results").glob("*/run.json")}
 
 
+@pytest.mark.slow
 def test_cli_run_and_report(tmp_path):
     p = cli("run", "--preset", "smoke", "--strategy", "seqft", "--steps-per-task", "2", "--stream", "count,ocr", "--results", tmp_path)
     assert "without encryption" not in p.stderr and "[IPKernelApp]" not in p.stderr, p.stderr[-2000:]
@@ -231,6 +238,7 @@ def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch)
     finally: path.write_text(saved)
 
 
+@pytest.mark.slow
 def test_warm_kernel_run_equals_fresh_kernel_run(tmp_path):
     "A run executed in a kernel that already ran another run gives exactly what a fresh kernel gives."
     target = {"preset": "smoke", "strategy": "ewc", "stream": ["count", "ocr"], "steps_per_task": 6, "seed": 1}

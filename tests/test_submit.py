@@ -8,6 +8,8 @@ from cit_study.core import ConfigError
 from cit_study.results import read_run
 from cit_study.sweeps import submit, load_sweep
 
+pytestmark = pytest.mark.slow  # submitit's local executor runs whole runs as jobs
+
 
 def test_submit_runs_each_run_once_and_skips_finished_ones(tmp_path):
     grid = tmp_path / "grid.yaml"
