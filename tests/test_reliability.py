@@ -4,20 +4,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from filelock import FileLock
-from PIL import Image
 
 from conftest import BIN, cli
 from test_datasets_run import write_records
-from cit_study.core import ConfigError
-from cit_study.core import FORMAT_VERSION, RESULTS_MARKER
+from cit_study.core import ConfigError, FORMAT_VERSION, RESULTS_MARKER
 from cit_study.config import RunConfig, make_config
 from cit_study.results import read_run
 from cit_study.runner import execute_run
 from cit_study.strategies import Strategy, register
 from cit_study.train import load_stream_state
+
+pytestmark = pytest.mark.slow  # kills, resumes and concurrent sweeps through the CLI: `make test` runs them, `make test-fast` does not
 
 RUN = ["--preset", "smoke", "--strategy", "derpp", "--stream", "count,gqa,ocr", "--steps-per-task", "4"]  # DER++: the most state to lose
 
@@ -233,8 +232,6 @@ import sys, torch; torch.set_num_threads(int(sys.argv[2]))
 from dataclasses import replace
 from cit_study.config import make_config
 from cit_study.bases import base_path, base_fingerprint
-
-pytestmark = pytest.mark.slow  # kills, resumes and concurrent sweeps through the CLI: `make test` runs them, `make test-fast` does not
 b = replace(make_config("smoke").bases, **{FEWER_STEPS!r})
 print(base_fingerprint(base_path("blip2", b, sys.argv[1])), base_fingerprint(base_path("instructblip", b, sys.argv[1])))
 """

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import cli, ROOT
-from cit_study.core import ConfigError, read_json, config_hash, atomic_write_json
-from cit_study.core import FORMAT_VERSION
+from cit_study.core import ConfigError, read_json, config_hash, atomic_write_json, FORMAT_VERSION
 from cit_study.config import make_config, config_from_params
 from cit_study.results import read_run
 from cit_study.notebooks import check_params, WarmKernel
