@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export CIT_STUDY_CACHE ?= $(CURDIR)/.cache/cit_study
 export PYTHONHASHSEED = 0
 
-.PHONY: setup study paper publish smoke bench gpu-check test test-fast browser nbtest pytest sync readme clean-notebooks lab lavis-env
+.PHONY: setup study paper publish smoke bench gpu-check test test-fast browser nbtest pytest sync readme templates clean-notebooks lab lavis-env
 
 $(STAMP): requirements.txt requirements-nodeps.txt settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,7 +75,7 @@ browser:
 
 sync: $(STAMP)
 	@before="$$(git status --porcelain; git diff | sha1sum)"; \
-	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(MAKE) --no-print-directory readme >/dev/null; \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean && $(MAKE) --no-print-directory readme templates >/dev/null; \
 	after="$$(git status --porcelain; git diff | sha1sum)"; \
 	if [ "$$before" != "$$after" ]; then \
 	  echo "nbdev_export / nbdev_clean / README generation changed files: commit the regenerated files"; git status --short; exit 1; \
@@ -91,6 +91,10 @@ pytest: $(STAMP)
 # kills and resumes, mini-real, torchrun, submitit). `make test` (CI) still runs everything.
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow" --durations=10 tests
+
+# The papermill templates shipped in the package (their sources are nbs/experiments), so an installed package finds them.
+templates:
+	@mkdir -p cit_study/templates && rm -f cit_study/templates/*.ipynb && cp nbs/experiments/*.ipynb cit_study/templates/
 
 readme: $(STAMP)
 	$(BIN)/jupyter nbconvert --to markdown --stdout nbs/index.ipynb 2>/dev/null > README.md.tmp && mv README.md.tmp README.md

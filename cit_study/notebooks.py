@@ -13,11 +13,13 @@ from .core import ConfigError
 from .caches import cached
 
 # %% auto #0
-__all__ = ['EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'WIDGET', 'template_params', 'check_params', 'inline_figures',
-           'WarmKernel', 'relay_progress', 'execute_template', 'notebook_html']
+__all__ = ['SOURCE_TEMPLATES', 'PACKAGED_TEMPLATES', 'EXPERIMENTS', 'RUN_TEMPLATE', 'QUIET_KERNEL', 'WIDGET', 'template_params',
+           'check_params', 'inline_figures', 'WarmKernel', 'relay_progress', 'execute_template', 'notebook_html']
 
 # %% ../nbs/09c_notebooks.ipynb #00192c71
-EXPERIMENTS = Path(cit_study.__file__).resolve().parent.parent / "nbs" / "experiments"  # templates live beside the package in the repo
+SOURCE_TEMPLATES = Path(cit_study.__file__).resolve().parent.parent / "nbs" / "experiments"  # in a checkout: the templates' source
+PACKAGED_TEMPLATES = Path(cit_study.__file__).resolve().parent / "templates"  # their copies shipped in the package (`make templates`)
+EXPERIMENTS = SOURCE_TEMPLATES if SOURCE_TEMPLATES.is_dir() else PACKAGED_TEMPLATES  # a checkout runs its sources; an installed package, its copies
 
 RUN_TEMPLATE = EXPERIMENTS / "run_sequence.ipynb"
 
