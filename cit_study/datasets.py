@@ -13,9 +13,7 @@ import numpy as np
 from PIL import Image
 
 from .core import ConfigError, check_type, derive_seed, from_dict
-from .tasks import METRICS, Sample, TaskSpec, TaskData
-from .synthetic import format_box, majority
-from .metrics import option_letter, parse_box
+from .tasks import METRICS, Sample, TaskSpec, TaskData, format_box, majority, option_letter, parse_box
 
 # %% auto #0
 __all__ = ['CAPTION_TEMPLATES', 'TEXTCAP_TEMPLATES', 'VQA_TEMPLATES', 'SHORT_VQA_TEMPLATES', 'VIZWIZ_TEMPLATES', 'OCR_TEMPLATES',
@@ -490,6 +488,7 @@ FORMATS = {
 # %% ../nbs/06a_datasets.ipynb #0944823d
 SPLITS = ("train", "val", "test")
 
+# %% ../nbs/06a_datasets.ipynb #b6f22530
 @dataclass
 class DatasetConfig:
     "Where a real dataset's files are, which format they are in, and how much of it makes the task."
@@ -639,6 +638,7 @@ def _folder(cfg:DatasetConfig, split:str|None)->Path:
     if not Path(v).is_dir(): raise ConfigError(f"{label}: image folder {v} not found")
     return Path(v)
 
+# %% ../nbs/06a_datasets.ipynb #e471c3a8
 def _gather(cfg:DatasetConfig, fmt:DatasetFormat)->dict:
     "Study split -> records, as the files give them."
     name = f"DatasetConfig({cfg.name!r})"
@@ -666,6 +666,7 @@ def _resolve_image(r:Record)->Path:
     except (OSError, ValueError, SyntaxError) as e: raise ConfigError(f"{r.where}: field {r.image_field!r}: image file {path} cannot be read ({e})") from None
     return path
 
+# %% ../nbs/06a_datasets.ipynb #7eda212b
 def check_dataset(cfg:DatasetConfig|dict # the dataset's config (or its mapping)
                  )->DatasetPlan:
     "Read and check a dataset's annotations, split and subsample them, and check the selected images: no pixels read."

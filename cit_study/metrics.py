@@ -10,13 +10,13 @@ from collections import Counter
 import numpy as np
 
 from .core import ConfigError
-from .tasks import METRICS
+from .tasks import METRICS, parse_box, option_letter
 
 # %% auto #0
 __all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'MIN_SEEDS', 'normalize_answer', 'vqa_accuracy', 'exact_match',
-           'cider', 'bleu4', 'parse_box', 'box_iou', 'option_letter', 'task_score', 'item_scores', 'encode_items',
-           'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space',
-           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'Estimate', 'crossed_interval',
+           'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores', 'encode_items', 'decode_items',
+           'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space', 'well_formed',
+           'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'Estimate', 'crossed_interval',
            'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
@@ -106,14 +106,6 @@ def bleu4(preds:dict, # id -> predicted caption
     return float(Bleu(4).compute_score(gts, res, verbose=0)[0][3])
 
 # %% ../nbs/06_metrics.ipynb #ccf077e2
-_NUM = re.compile(r"(?<!\d)-?\d+(?:\.\d+)?")
-
-def parse_box(text:str # model output holding a box
-             )->list|None:
-    "The first four numbers of `text` as floats, or None when there are fewer."
-    nums = _NUM.findall(str(text))
-    return [float(x) for x in nums[:4]] if len(nums) >= 4 else None
-
 def box_iou(a, # [x1, y1, x2, y2] or None
             b # [x1, y1, x2, y2] or None
            )->float:
@@ -127,18 +119,8 @@ def box_iou(a, # [x1, y1, x2, y2] or None
     return float(inter / union) if union > 0 else 0.0
 
 # %% ../nbs/06_metrics.ipynb #e33d584c
-_WHOLE = re.compile(r"[\(\[]?([A-Ea-e])[\)\]\.:]?")
-_MARKED = re.compile(r"\(([A-Ea-e])\)|\b([A-Ea-e])(?:\)|[.:](?![A-Za-z]))")
-_ALONE = re.compile(r"\b([A-E])\b(?!\s+[A-Za-z])|\b([B-E])\b")
+#| export
 
-def option_letter(text:str # model output
-                 )->str|None:
-    "The option letter A-E chosen in `text`, upper case, or None."
-    s = str(text).strip()
-    if m := _WHOLE.fullmatch(s): return m.group(1).upper()
-    for rx in (_MARKED, _ALONE):
-        if m := rx.search(s): return next(g for g in m.groups() if g).upper()
-    return None
 
 # %% ../nbs/06_metrics.ipynb #aa1fa689
 def _sample_score(metric:str, pred:str, ref)->float:

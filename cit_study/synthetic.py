@@ -5,7 +5,6 @@
 # %% ../nbs/02_synthetic.ipynb #438af68c
 from __future__ import annotations
 import re, string, textwrap
-from collections import Counter
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -13,15 +12,15 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .core import ConfigError, check_type, derive_seed
 from .caches import cached
-from .tasks import Sample, TaskSpec, TaskData
+from .tasks import Sample, TaskSpec, TaskData, format_box, majority
 
 # %% auto #0
 __all__ = ['COLOURS', 'COLOUR_NEIGHBOURS', 'SHAPES', 'PLURALS', 'SHAPE_SYNONYMS', 'SIZES', 'SIZE_SYNONYMS', 'BACKGROUNDS',
            'WORDS', 'COLUMNS', 'ROWS', 'RELATIONS', 'DEGRADATIONS', 'UNANSWERABLE', 'LETTERS', 'SWAPPED', 'TASK_SPECS',
-           'TASK_NAMES', 'CORPUS_TASKS', 'word_tokens', 'Obj', 'Sign', 'Scene', 'obj_box', 'box_0_99', 'format_box',
-           'degrade', 'render_scene', 'reading_order', 'caption_refs', 'textcap_refs', 'human_answers', 'majority',
-           'match_template', 'draft_sample', 'make_samples', 'WorldConfig', 'load_task', 'vocabulary', 'describe_scene',
-           'world_corpus', 'show_samples']
+           'TASK_NAMES', 'CORPUS_TASKS', 'word_tokens', 'Obj', 'Sign', 'Scene', 'obj_box', 'box_0_99', 'degrade',
+           'render_scene', 'reading_order', 'caption_refs', 'textcap_refs', 'human_answers', 'match_template',
+           'draft_sample', 'make_samples', 'WorldConfig', 'load_task', 'vocabulary', 'describe_scene', 'world_corpus',
+           'show_samples']
 
 # %% ../nbs/02_synthetic.ipynb #f68be1b6
 COLOURS = {"red": (220, 30, 30), "orange": (240, 125, 0), "yellow": (240, 225, 20),
@@ -95,10 +94,6 @@ def obj_box(o:Obj, image_size:int)->tuple:
 def box_0_99(o:Obj, image_size:int)->list:
     "An object's box as [x1, y1, x2, y2] in hundredths of the image side, rounded and capped at 99."
     return [min(99, round(v * 100 / image_size)) for v in obj_box(o, image_size)]
-
-def format_box(box:list)->str:
-    "A box written as the `ground` task's output, like `[12, 30, 45, 60]`."
-    return "[" + ", ".join(str(int(v)) for v in box) + "]"
 
 # %% ../nbs/02_synthetic.ipynb #e6dfc0d0
 _TINTS = [(226, 236, 252), (230, 248, 226), (252, 230, 238), (250, 244, 220)]
@@ -196,6 +191,7 @@ def render_scene(scene:Scene, image_size:int=64, # image side in pixels
 
 # %% ../nbs/02_synthetic.ipynb #cc964a09
 def _pick(rng, seq): return seq[int(rng.integers(len(seq)))]
+
 def _sample(rng, seq, k:int)->list: return [seq[i] for i in rng.choice(len(seq), size=k, replace=False)]
 
 def _join(parts:list)->str:
@@ -248,10 +244,6 @@ def human_answers(truth:str, alternatives:list, rng, n:int=10 # number of annota
     m = int(_pick(rng, [0, 0, 1, 1, 2, 2, 3, 4])) if alternatives else 0
     ans = [truth] * (n - m) + [_pick(rng, alternatives) for _ in range(m)]
     return [ans[i] for i in rng.permutation(n)]
-
-def majority(answers:list)->str:
-    "The most frequent answer (the first seen on ties)."
-    return Counter(answers).most_common(1)[0][0]
 
 # %% ../nbs/02_synthetic.ipynb #e86b903b
 _CELLS = [(r, c) for r in range(3) for c in range(3)]
@@ -362,6 +354,7 @@ def _gen_gqa(rng, S):
             q = _GQA_Q[kind].format(a=a.shape, b=b.shape); ans = "yes" if same else "no"
         return Scene(_pick(rng, BACKGROUNDS), objs), {"question": q}, ans, ans
 
+# %% ../nbs/02_synthetic.ipynb #faae4909
 def _gen_count(rng, S):
     n = int(_pick(rng, [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]))
     sc, target = _count_scene(rng, n, others=False)
@@ -412,6 +405,7 @@ def _gen_position(rng, S):
     o = _objects(rng, 1)[0]; where = "middle" if (o.row, o.col) == (1, 1) else f"{ROWS[o.row]} {COLUMNS[o.col]}"
     return Scene(_pick(rng, BACKGROUNDS), [o]), {}, where, where
 
+# %% ../nbs/02_synthetic.ipynb #b331820f
 def _gen_ground(rng, S):
     objs = _objects(rng, int(_pick(rng, [1, 1, 2])), shapes=[_pick(rng, SHAPES) for _ in range(3)]); o = _pick(rng, objs)
     target = f"{o.size} {o.colour} {o.shape}" if rng.random() < 0.3 else f"{o.colour} {o.shape}"

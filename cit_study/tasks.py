@@ -4,6 +4,8 @@
 
 # %% ../nbs/01_tasks.ipynb #47b1b5a7
 from __future__ import annotations
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,8 @@ import numpy as np
 from .core import ConfigError
 
 # %% auto #0
-__all__ = ['METRICS', 'Sample', 'TaskSpec', 'TaskData', 'check_stream', 'sample_batches']
+__all__ = ['METRICS', 'Sample', 'TaskSpec', 'TaskData', 'check_stream', 'sample_batches', 'format_box', 'parse_box',
+           'option_letter', 'majority']
 
 # %% ../nbs/01_tasks.ipynb #cfb4e2a9
 @dataclass
@@ -91,3 +94,35 @@ def sample_batches(data:list, # samples to draw from
             if pos == len(order): order, pos = rng.permutation(len(data)), 0
             idx.append(order[pos]); pos += 1
         yield [data[i] for i in idx]
+
+# %% ../nbs/01_tasks.ipynb #18687704
+def format_box(box:list)->str:
+    "A box written as the `ground` task's output, like `[12, 30, 45, 60]`."
+    return "[" + ", ".join(str(int(v)) for v in box) + "]"
+
+_NUM = re.compile(r"(?<!\d)-?\d+(?:\.\d+)?")
+
+def parse_box(text:str # model output holding a box
+             )->list|None:
+    "The first four numbers of `text` as floats, or None when there are fewer."
+    nums = _NUM.findall(str(text))
+    return [float(x) for x in nums[:4]] if len(nums) >= 4 else None
+
+_WHOLE = re.compile(r"[\(\[]?([A-Ea-e])[\)\]\.:]?")
+
+_MARKED = re.compile(r"\(([A-Ea-e])\)|\b([A-Ea-e])(?:\)|[.:](?![A-Za-z]))")
+
+_ALONE = re.compile(r"\b([A-E])\b(?!\s+[A-Za-z])|\b([B-E])\b")
+
+def option_letter(text:str # model output
+                 )->str|None:
+    "The option letter A-E chosen in `text`, upper case, or None."
+    s = str(text).strip()
+    if m := _WHOLE.fullmatch(s): return m.group(1).upper()
+    for rx in (_MARKED, _ALONE):
+        if m := rx.search(s): return next(g for g in m.groups() if g).upper()
+    return None
+
+def majority(answers:list)->str:
+    "The most frequent answer (the first seen on ties)."
+    return Counter(answers).most_common(1)[0][0]
