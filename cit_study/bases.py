@@ -19,16 +19,16 @@ from transformers import OPTForCausalLM
 
 from .core import ConfigError, cache_dir, config_hash, derive_seed, atomic_write_json, atomic_torch_save, folder_fingerprint
 from .caches import cached
-from .tasks import Sample, sample_batches
+from .tasks import Sample, sample_batches, format_box
 from .synthetic import (WorldConfig, load_task, make_samples, world_corpus, TASK_NAMES, draft_sample, render_scene,
-                                 box_0_99, format_box, reading_order, PLURALS, ROWS, COLUMNS, _a)
+                                 box_0_99, reading_order, PLURALS, ROWS, COLUMNS, _a)
 from .model import (ModelConfig, KINDS, LMM, build_hf_model, to_pixels, train_tokenizer, load_tokenizer, load_lmm)
 
 # %% auto #0
 __all__ = ['RECIPE_VERSION', 'LLM_FIELDS', 'VISION_FIELDS', 'DENSE_SOURCES', 'BUILD_THREADS', 'BaseConfig', 'stage_keys', 'fit',
            'lm_loss', 'build_llm', 'image_text_pairs', 'contrastive_loss', 'ContrastiveHeads', 'build_vision',
            'dense_description', 'dense_pairs', 'vl_pairs', 'build_blip2', 'blip2_to_instructblip', 'build_instructblip',
-           'base_path', 'torch_threads', 'base_fingerprint', 'get_base', 'initial_tasks']
+           'ensure_base', 'torch_threads', 'base_fingerprint', 'get_base', 'initial_tasks']
 
 # %% ../nbs/05_bases.ipynb #6bca254f
 @dataclass
@@ -217,6 +217,7 @@ def vl_pairs(cfg:BaseConfig)->list:
     k = round(cfg.vl_dense * cfg.vl_samples)
     return image_text_pairs(cfg, cfg.vl_samples - k, "vlp") + (dense_pairs(cfg, k, "vlp-dense") if k else [])
 
+# %% ../nbs/05_bases.ipynb #e657ed4e
 def build_blip2(cfg:BaseConfig, root:Path)->Path:
     "The BLIP-2-like base: pretrained LLM and ViT, then vision-language pretraining; cached."
     d = root / "blip2" / stage_keys(cfg)["blip2"]
@@ -279,9 +280,9 @@ def build_instructblip(cfg:BaseConfig, root:Path)->Path:
     return d
 
 # %% ../nbs/05_bases.ipynb #53c739de
-def base_path(kind:str, # 'blip2' or 'instructblip'
-              cfg:BaseConfig, root:str|Path|None=None)->Path:
-    "The folder of a built base of `kind` (built now if missing)."
+def ensure_base(kind:str, # 'blip2' or 'instructblip'
+                cfg:BaseConfig, root:str|Path|None=None)->Path:
+    "The folder of the built base of `kind`, built now if it is missing (the one way a base is fetched)."
     if kind not in KINDS: raise ConfigError(f"base {kind!r}: expected one of {KINDS}")
     root = cache_dir(root) / "bases"; root.mkdir(parents=True, exist_ok=True)
     with torch_threads(BUILD_THREADS):
@@ -308,7 +309,7 @@ def base_fingerprint(path:str|Path)->str:
 
 def get_base(kind:str, cfg:BaseConfig, root:str|Path|None=None, device=None)->LMM:
     "The base of `kind`, loaded."
-    return load_lmm(base_path(kind, cfg, root), device)
+    return load_lmm(ensure_base(kind, cfg, root), device)
 
 def initial_tasks(kind:str, cfg:BaseConfig)->list:
     "The tasks a base was instruction tuned on (evaluated, never trained again in the stream)."

@@ -45,6 +45,7 @@ def _prepared(name, kind, tok, tasks, cfg, device):
     t0 = time.perf_counter(); s.before_task(2, tasks[1]); setup_s = time.perf_counter() - t0
     return m, s, setup_s
 
+# %% ../nbs/13_bench.ipynb #caf740ce
 def method_costs(methods:list|None=None, # method names (default: every method of the study)
                  steps:int=30, rounds:int=3, bs:int=16, kind:str="blip2", n_train:int=128,
                  device:str|None=None)->list:
@@ -137,7 +138,7 @@ def learnability(preset_name:str="quick", # preset giving the bases, the stream 
         cfg = make_config(preset_name, b, stream=tasks or None, steps_per_task=steps)
         tc = replace(cfg.train, lr=lr or cfg.train.lr)
         world = replace(cfg.bases.world, n_test=n_test or cfg.bases.world.n_test)
-        data = [load_task(t, world) for t in cfg.stream]; bl = task_baselines(data, cache); path = cfg.base_path(cache)
+        data = [load_task(t, world) for t in cfg.stream]; bl = task_baselines(data, cache); path = cfg.ensure_base(cache)
         for t in data:
             t0 = time.time()
             res = run_stream(load_lmm(path), make_strategy("seqft"), [], [t], tc, seed, progress=False)

@@ -12,9 +12,9 @@ from .tasks import check_stream
 from .synthetic import WorldConfig, load_task, TASK_NAMES
 from .model import ModelConfig, KINDS, CHECKPOINT_KINDS, load_checkpoint, load_lmm
 from .datasets import DatasetConfig, load_dataset_tasks
-from .bases import BaseConfig, initial_tasks, base_path, base_fingerprint
+from .bases import BaseConfig, initial_tasks, ensure_base, base_fingerprint
 from .strategies import FAMILIES
-from .methods import make_strategy, methods, registry
+from .methods import check_strategy, methods, registry
 from .train import TrainConfig
 
 # %% auto #0
@@ -33,6 +33,7 @@ def check_checkpoint(path:str, base:str):
     kinds = {k: v[0] for k, v in CHECKPOINT_KINDS.items()}
     if kinds.get(mt) != base: raise ConfigError(f"checkpoint: {cj} has model_type {mt!r}, which is not a {base!r} model; set base to match")
 
+# %% ../nbs/09a_config.ipynb #3017388c
 @dataclass
 class RunConfig:
     "Everything that determines one run's numbers."
@@ -57,7 +58,7 @@ class RunConfig:
         if self.base not in KINDS: raise ConfigError(f"base: {self.base!r} is not one of {KINDS}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:  # numpy's and torch's seeding both take it
             raise ConfigError(f"seed: must be an integer in [0, 2**32 - 1], got {self.seed!r}")
-        make_strategy(self.strategy, self.strategy_params)  # validates the name and its settings
+        check_strategy(self.strategy, self.strategy_params)  # the name and its settings (nothing is built)
         if not isinstance(self.datasets, list): raise ConfigError(f"datasets: expected a list of dataset configs, got {type(self.datasets).__name__}")
         ds = [DatasetConfig.from_dict(d, f"datasets[{i}]") if isinstance(d, dict) else d for i, d in enumerate(self.datasets)]
         if not all(isinstance(d, DatasetConfig) for d in ds): raise ConfigError("datasets: every entry must be a mapping of DatasetConfig fields")
@@ -68,12 +69,7 @@ class RunConfig:
         check_stream(self.stream, sorted(set(TASK_NAMES) | set(names)), "stream")
         if self.backend not in BACKEND_NAMES: raise ConfigError(f"backend: {self.backend!r} is not one of {BACKEND_NAMES}")
         if self.max_len != 0 and self.max_len < 4: raise ConfigError(f"max_len: must be 0 (the model's own) or >= 4, got {self.max_len}")
-        if self.checkpoint:  # the run id names the checkpoint by where it is and by what it holds
-            self.checkpoint = str(Path(self.checkpoint).resolve()); check_checkpoint(self.checkpoint, self.base)
-            fp = folder_fingerprint(self.checkpoint)
-            if self.checkpoint_fingerprint and self.checkpoint_fingerprint != fp:
-                raise ConfigError(f"checkpoint: {self.checkpoint} has changed since this config was written (fingerprint {fp}, recorded {self.checkpoint_fingerprint})")
-            self.checkpoint_fingerprint = fp
+        if self.checkpoint: self.checkpoint = str(Path(self.checkpoint).resolve())  # the run id names it by where it is (and, once recorded, by what it holds)
         elif self.checkpoint_fingerprint: raise ConfigError("checkpoint_fingerprint: set without a checkpoint")
         if self.checkpoint and self.base_fingerprint: raise ConfigError("base_fingerprint: set with a checkpoint (a checkpoint's is checkpoint_fingerprint)")
         clash = [t for t in self.stream if t in self.initial + self.evaluated]
@@ -89,24 +85,29 @@ class RunConfig:
         "Held-in tasks scored but never trained on this base: on the BLIP-2-like base the InstructBLIP-like base's initial tasks (both bases are scored on the same columns); none for a checkpoint."
         return [] if self.checkpoint else [t for t in initial_tasks("instructblip", self.bases) if t not in self.initial]
 
-    def base_path(self, cache:str|Path|None=None)->Path:
-        "The folder of the run's starting model: the checkpoint, or the built base of its backend (built now if missing)."
+    def ensure_base(self, cache:str|Path|None=None)->Path:
+        "The folder of the run's starting model: the checkpoint, or the built base of its backend, which is built now if it is missing."
         if self.checkpoint: return Path(self.checkpoint).resolve()
         if self.backend == "minireal":
-            from cit_study.minireal import minireal_base_path
-            return minireal_base_path(self.base, self.bases, cache)
-        return base_path(self.base, self.bases, cache)
+            from cit_study.minireal import ensure_minireal_base
+            return ensure_minireal_base(self.base, self.bases, cache)
+        return ensure_base(self.base, self.bases, cache)
 
     def load_base(self, cache:str|Path|None=None, device=None):
         "The run's starting model, loaded."
-        m = load_checkpoint(self.checkpoint, max_len=self.max_len or 64, device=device) if self.checkpoint else load_lmm(self.base_path(cache), device)
+        m = load_checkpoint(self.checkpoint, max_len=self.max_len or 64, device=device) if self.checkpoint else load_lmm(self.ensure_base(cache), device)
         if self.max_len: m.max_len = self.max_len
         return m
 
     def with_weights(self, cache:str|Path|None=None)->RunConfig:
-        "This config with its built base's fingerprint recorded (the base built now if missing); refuses a base whose files differ from a recorded fingerprint."
-        if self.checkpoint: return self  # recorded in __post_init__
-        path = self.base_path(cache); fp = base_fingerprint(path)
+        "This config with its starting weights' fingerprint recorded (a checkpoint folder checked, or the base built now if missing); refuses weights whose files differ from a recorded fingerprint."
+        if self.checkpoint:
+            check_checkpoint(self.checkpoint, self.base); fp = folder_fingerprint(self.checkpoint)
+            if self.checkpoint_fingerprint and self.checkpoint_fingerprint != fp:
+                raise ConfigError(f"checkpoint: {self.checkpoint} has changed since this config was written (fingerprint {fp}, recorded {self.checkpoint_fingerprint})")
+            self.checkpoint_fingerprint = fp
+            return self
+        path = self.ensure_base(cache); fp = base_fingerprint(path)
         if self.base_fingerprint and self.base_fingerprint != fp:
             raise ConfigError(f"base_fingerprint: the base in {path} has fingerprint {fp}, not the recorded {self.base_fingerprint} (rebuilt or changed weights: another run)")
         self.base_fingerprint = fp
@@ -115,7 +116,7 @@ class RunConfig:
     @property
     def run_id(self)->str:
         "`<base>-<strategy>-s<seed>-<hash of the config, starting weights' fingerprint included>`."
-        if not (self.checkpoint or self.base_fingerprint): raise ConfigError("run_id: the starting weights are not recorded yet (RunConfig.with_weights)")
+        if not (self.checkpoint_fingerprint or self.base_fingerprint): raise ConfigError("run_id: the starting weights are not recorded yet (RunConfig.with_weights)")
         return f"{self.base}-{self.strategy}-s{self.seed}-{config_hash(self)[:8]}"
 
 # %% ../nbs/09a_config.ipynb #e1987b5d
@@ -125,7 +126,7 @@ TUNED_AS = {n: c.tuned_as for n, c in registry().items() if c.tuned_as}  # ablat
 
 def strength_param(strategy:str)->str|None:
     "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
-    cfg = to_jsonable(make_strategy(strategy, {}).cfg)
+    cfg = to_jsonable(check_strategy(strategy, {}))
     k = registry()[strategy].strength
     return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
 
@@ -148,6 +149,7 @@ PAIR_CONTROLS = dict(conflict=["classify", "classify_swap"], disjoint=["classify
 
 PAPER_STREAM = ["classify", "count", "ocr", "vizwiz", "tally", "size"]  # the quick stream and two kinds both bases learn in 150 steps, alone and jointly (BENCHMARKS.md, Learnability)
 
+# %% ../nbs/09a_config.ipynb #bf456c1b
 PRESETS = {
     "smoke": dict(
         bases=dict(model=dict(llm_layers=2, llm_ffn=256), world=dict(n_train=400, n_val=8, n_test=64),
@@ -199,6 +201,7 @@ PRESETS = {
         pairwise=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
 }
 
+# %% ../nbs/09a_config.ipynb #bc4a26cb
 def preset(name:str)->dict:
     "A preset by name."
     if name not in PRESETS: raise ConfigError(f"preset {name!r}: unknown; known: {sorted(PRESETS)}")

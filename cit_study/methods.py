@@ -11,7 +11,7 @@ from .strategies import STRATEGIES, Strategy
 from . import regularisation, lora, replay, expansion, tir  # noqa: F401 (their classes register on import)
 
 # %% auto #0
-__all__ = ['registry', 'methods', 'strategy_help', 'make_strategy']
+__all__ = ['registry', 'methods', 'strategy_help', 'make_strategy', 'check_strategy']
 
 # %% ../nbs/08f_methods.ipynb #13f16738
 def registry()->dict:
@@ -31,6 +31,11 @@ def make_strategy(name:str, # a registered strategy name
                   params:dict|None=None # settings of its config
                  )->Strategy:
     "A strategy instance from its registered name and settings."
+    return STRATEGIES[name](check_strategy(name, params))
+
+def check_strategy(name:str, # a registered strategy name
+                   params:dict|None=None # settings of its config
+                  ):
+    "The strategy's config from its settings, refusing an unknown name, unknown settings and wrong types by name (no strategy is built)."
     if name not in STRATEGIES: raise ConfigError(f"strategy {name!r}: unknown; known: {sorted(STRATEGIES)}")
-    cls = STRATEGIES[name]
-    return cls(from_dict(cls.Config, params or {}, where=f"strategy {name!r} params"))
+    return from_dict(STRATEGIES[name].Config, params or {}, where=f"strategy {name!r} params")

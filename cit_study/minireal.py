@@ -24,7 +24,7 @@ from .similarity import load_minilm
 # %% auto #0
 __all__ = ['GGUF_FILE', 'MINIREAL_RECIPE', 'smollm2_gguf', 'load_smollm2', 'CNNVision', 'minireal_image_processor',
            'MiniRealConfig', 'init_qformer_from_bert', 'build_minireal', 'load_minireal', 'minireal_key',
-           'minireal_base_path']
+           'ensure_minireal_base']
 
 # %% ../nbs/07b_minireal.ipynb #8c6b55d4
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -187,10 +187,10 @@ def _fit_trainable(m:LMM, data:list, steps:int, cfg, tag:str)->list:
     return fit(lambda b: m.loss(m.make_batch(b)), list(m.trainable().values()), data, steps, cfg.bs, cfg.lr, derive_seed(cfg.seed, tag),
                f"mini-real {tag}")
 
-def minireal_base_path(kind:str, # 'blip2' or 'instructblip'
-                       cfg, # a `BaseConfig`: world, held_in, vl_samples, vl_steps, it_steps, lr, bs, seed
-                       root:str|Path|None=None, mcfg:MiniRealConfig|None=None)->Path:
-    "The folder of a built mini-real base of `kind` (built now if missing)."
+def ensure_minireal_base(kind:str, # 'blip2' or 'instructblip'
+                         cfg, # a `BaseConfig`: world, held_in, vl_samples, vl_steps, it_steps, lr, bs, seed
+                         root:str|Path|None=None, mcfg:MiniRealConfig|None=None)->Path:
+    "The folder of the built mini-real base of `kind`, built now if it is missing."
     from filelock import FileLock
     from cit_study.bases import image_text_pairs
     from cit_study.synthetic import load_task
@@ -206,7 +206,7 @@ def minireal_base_path(kind:str, # 'blip2' or 'instructblip'
             losses = _fit_trainable(m, image_text_pairs(cfg, cfg.vl_samples, "vlp"), cfg.vl_steps, cfg, "vision-language pretraining")
         else:
             from cit_study.model import load_lmm
-            src = load_lmm(minireal_base_path("blip2", cfg, root, mcfg))
+            src = load_lmm(ensure_minireal_base("blip2", cfg, root, mcfg))
             m = build_minireal("instructblip", mcfg, root, cfg.seed)  # MiniLM everywhere, then BLIP-2's Q-Former where it has one
             sd = {k.replace("qformer.layernorm.", "qformer.embeddings.layernorm."): v for k, v in src.hf.state_dict().items()
                   if k.startswith(("qformer.", "query_tokens", "language_projection."))}

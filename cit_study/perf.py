@@ -154,6 +154,7 @@ def cpu_step_peak_mb(shape:str, variant:str, bs:int=16, steps:int=3)->float:
     if out.returncode: raise RuntimeError(f"memory probe of {shape} / {variant} failed: {out.stderr.strip().splitlines()[-1:]}")
     return float(out.stdout.strip().splitlines()[-1])
 
+# %% ../nbs/15a_perf.ipynb #202b78b4
 def step_costs(shape:str="tiny", bs:int=16, steps:int=10, warmup:int=2, rounds:int=3, device=None, lr:float=1e-4,
                memory:bool=False # on a CPU, also each variant's peak resident memory (a fresh process each)
               )->dict:
@@ -251,7 +252,7 @@ def bench_study(presets:list|None=None, workers:int=2, cache:str|Path|None=None,
     res = {"what": "study", "date": time.strftime("%Y-%m-%d"), "hardware": hardware(), "versions": versions(), "studies": {}}
     for name in presets or ["smoke", "quick"]:
         t0 = time.time()
-        for kind in sorted({b for s in preset(name)["studies"].values() for b in s["grid"]["base"]}): make_config(name, kind).base_path(cache)
+        for kind in sorted({b for s in preset(name)["studies"].values() for b in s["grid"]["base"]}): make_config(name, kind).ensure_base(cache)
         built, folder = time.time() - t0, Path(tempfile.mkdtemp(prefix=f"cit-study-bench-{name}-"))
         try:
             with MachineLoad() as load: run_study(name, folder, cache, progress=False, workers=workers)

@@ -62,6 +62,7 @@ def store_zero_shot(paths:dict, # `zero_shot_paths`
     for t, score in zip(res["tasks"], res["matrix"][0]):
         if t in paths and not paths[t].exists(): atomic_write_json(paths[t], {"score": score, "predictions": res["predictions"][0][t]})
 
+# %% ../nbs/09d_runner.ipynb #ac9511c0
 def task_baselines(tasks:list, cache:str|Path|None=None, # cache folder; None: `cache_dir()`
                    fingerprints:dict|None=None # task name -> `TaskData.fingerprint()`, when already computed
                   )->dict:
@@ -96,6 +97,7 @@ def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resum
     (out_dir / ".running.lock").unlink(missing_ok=True)  # finished: a later writer stops at run.json before it would lock
     return run
 
+# %% ../nbs/09d_runner.ipynb #3b6e36f4
 def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuning:dict|None=None)->dict:
     t0, started = time.time(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     seed_everything(cfg.seed)
@@ -117,7 +119,7 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
-           "base_path": str(cfg.base_path(cache)), "data": data,
+           "base_path": str(cfg.ensure_base(cache)), "data": data,
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
            "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"]),

@@ -213,7 +213,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     out = Path(out or Path("reports") / preset_name).resolve(); (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     bases = sorted({b for s in p["studies"].values() for b in s["grid"]["base"]})
-    for kind in bases: make_config(preset_name, kind).base_path(cache)
+    for kind in bases: make_config(preset_name, kind).ensure_base(cache)
     t_bases = time.time() - t0
     plan = plan_study(preset_name, studies, cache, seed_offset)
     outcome = {"done": [], "skipped": [], "failed": {}}

@@ -231,9 +231,9 @@ BUILD = f"""
 import sys, torch; torch.set_num_threads(int(sys.argv[2]))
 from dataclasses import replace
 from cit_study.config import make_config
-from cit_study.bases import base_path, base_fingerprint
+from cit_study.bases import ensure_base, base_fingerprint
 b = replace(make_config("smoke").bases, **{FEWER_STEPS!r})
-print(base_fingerprint(base_path("blip2", b, sys.argv[1])), base_fingerprint(base_path("instructblip", b, sys.argv[1])))
+print(base_fingerprint(ensure_base("blip2", b, sys.argv[1])), base_fingerprint(ensure_base("instructblip", b, sys.argv[1])))
 """
 
 
