@@ -64,6 +64,7 @@ def linear_items(runs:list, results:str|Path|None=None, keys:tuple=LINEAR_KEYS)-
             if (s := summary_items(r, items, k)) is not None: out[(r["run_id"], k)] = s
     return out
 
+# %% ../nbs/11b_analysis.ipynb #10b1f2e3
 def mean_ci(df:pd.DataFrame, by:list, metrics:list,
             items:dict|None=None # `linear_items`: per (run id, metric) its item contributions; `df` then needs a run_id column
            )->pd.DataFrame:

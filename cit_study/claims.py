@@ -199,6 +199,7 @@ def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting stu
     cf["text"] = [_text(r) for r in cf.itertuples()]
     return cf
 
+# %% ../nbs/11c_claims.ipynb #d262ddca
 def _outcome(r)->str:
     if r.reason: return "not applicable"
     if r.estimate.degenerate: return "inconclusive"

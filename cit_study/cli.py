@@ -31,6 +31,7 @@ def parse_kv(items:list)->dict:
         except json.JSONDecodeError: out[k] = v
     return out
 
+# %% ../nbs/16_cli.ipynb #157efca1
 def build_parser()->argparse.ArgumentParser:
     "The `cit-study` argument parser."
     p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: runs, sweeps, reports.")
@@ -131,6 +132,7 @@ def _run(a):
     out = run_notebook(params, a.results, a.cache, resume=a.resume, progress=not a.quiet)
     print(f"run finished earlier: {out}" if done else f"run written to {out}")
 
+# %% ../nbs/16_cli.ipynb #52e0e2c1
 def _sweep(a):
     from cit_study.sweeps import load_sweep, sweep
     res = sweep(load_sweep(a.grid), a.results, a.cache, progress=not a.quiet, submit_to=a.submit, wait=not a.no_wait)
@@ -166,6 +168,7 @@ def _study(a):
           f"total {res['total_seconds']/60:.1f} min; report {res['report']}")
     return 1 if res["sweep"]["failed"] else 0
 
+# %% ../nbs/16_cli.ipynb #bb77f08b
 def _bench(a):
     a.out = a.out or f"bench-{a.what}.json"
     if a.what == "study":
@@ -200,6 +203,7 @@ def main(argv:list|None=None)->int:
         line, code = _error_line(a.cmd, e)
         print(f"cit-study {a.cmd}: {line}", file=sys.stderr); return code
 
+# %% ../nbs/16_cli.ipynb #6beac7da
 def _error_line(cmd:str, e:BaseException)->tuple:
     "The one line a user sees for an error, and the exit status."
     if isinstance(e, ConfigError): return f"error: {e}", 2  # bad input

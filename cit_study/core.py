@@ -148,6 +148,7 @@ def atomic_write_json(path:str|Path, obj:Any):
 
 _TRAILER = b"cit-study-sha256:"
 
+# %% ../nbs/00_core.ipynb #bcd13069
 def atomic_torch_save(obj:Any, path:str|Path, checksum:bool=False # append a SHA-256 of the bytes, checked by `torch_load_checked`
                      ):
     "`torch.save` to `path` atomically."

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
@@ -61,6 +62,7 @@ class EProjConfig:
         "The encoders as a similarity config (whose checks name an unknown encoder)."
         return SimilarityConfig(self.image_encoder, self.text_encoder)
 
+# %% ../nbs/08d_expansion.ipynb #5babcace
 @register("eproj", "EProj", "expansion", claimed=True)
 class EProj(Strategy):
     "Model expansion: one projection expert per task, chosen by image and instruction keys."
@@ -91,62 +93,76 @@ class EProj(Strategy):
         self.keys[task.name] = tune_keys(qi, qt, self.cfg.key_steps, self.cfg.key_lr, seed=derive_seed(self.ctx.seed, "keys", task.name))
         self.expert_of[task.name] = expert
 
-    def choose_expert(self, i, task)->int:
-        "The expert task `i` trains: a new one."
-        self.experts.append(copy.deepcopy(self.base).requires_grad_(True))
-        return len(self.experts) - 1
+# %% ../nbs/08d_expansion.ipynb #f69568c6
+@patch
+def choose_expert(self:EProj, i, task)->int:
+    "The expert task `i` trains: a new one."
+    self.experts.append(copy.deepcopy(self.base).requires_grad_(True))
+    return len(self.experts) - 1
 
-    def before_task(self, i, task):
-        if i == 1:
-            for t in self.ctx.initial:
-                if t.name not in self.keys: self.add_keys(t, 0)
-        self.current = self.choose_expert(i, task)
-        self.add_keys(task, self.current)
-        for p in self.model.trainable().values(): p.requires_grad_(False)
-        for k, e in enumerate(self.experts): e.requires_grad_(k == self.current)
+@patch
+def before_task(self:EProj, i, task):
+    if i == 1:
+        for t in self.ctx.initial:
+            if t.name not in self.keys: self.add_keys(t, 0)
+    self.current = self.choose_expert(i, task)
+    self.add_keys(task, self.current)
+    for p in self.model.trainable().values(): p.requires_grad_(False)
+    for k, e in enumerate(self.experts): e.requires_grad_(k == self.current)
 
-    def after_task(self, i, task):
-        self.model.freeze_frozen()   # restore the model's own flags (expert 0 is the model's projection)
-        for e in self.experts[1:]: e.requires_grad_(False)
+@patch
+def after_task(self:EProj, i, task):
+    self.model.freeze_frozen()   # restore the model's own flags (expert 0 is the model's projection)
+    for e in self.experts[1:]: e.requires_grad_(False)
 
-    def parameters(self): return list(self.experts[self.current].parameters())
-    def loss(self, batch): return self.model.loss(batch, projection=self.experts[self.current], return_logits=True)
+# %% ../nbs/08d_expansion.ipynb #fee42440
+@patch
+def parameters(self:EProj): return list(self.experts[self.current].parameters())
 
-    def predict(self, samples, max_new_tokens, bs):
-        if not self.keys: return self.model.generate(samples, max_new_tokens, bs=bs)
-        names = list(self.keys)
-        qi, qt = self._queries(samples)
-        r = route(qi, qt, torch.stack([self.keys[n][0] for n in names]), torch.stack([self.keys[n][1] for n in names])).tolist()
-        own = [names[k] == s.task for s, k in zip(samples, r)]
-        for t in {s.task for s in samples}:
-            if t in self.keys: self.routing[t] = float(np.mean([o for s, o in zip(samples, own) if s.task == t]))
-        outs = [None] * len(samples)
-        for e in sorted({self.expert_of[names[k]] for k in r}):
-            idx = [j for j, k in enumerate(r) if self.expert_of[names[k]] == e]
-            for j, o in zip(idx, self.model.generate([samples[j] for j in idx], max_new_tokens, projection=self.experts[e], bs=bs)):
-                outs[j] = o
-        return outs
+@patch
+def loss(self:EProj, batch): return self.model.loss(batch, projection=self.experts[self.current], return_logits=True)
 
-    def experts_used(self)->int:
-        "Experts that serve at least one task."
-        return len(set(self.expert_of.values()))
+@patch
+def predict(self:EProj, samples, max_new_tokens, bs):
+    if not self.keys: return self.model.generate(samples, max_new_tokens, bs=bs)
+    names = list(self.keys)
+    qi, qt = self._queries(samples)
+    r = route(qi, qt, torch.stack([self.keys[n][0] for n in names]), torch.stack([self.keys[n][1] for n in names])).tolist()
+    own = [names[k] == s.task for s, k in zip(samples, r)]
+    for t in {s.task for s in samples}:
+        if t in self.keys: self.routing[t] = float(np.mean([o for s, o in zip(samples, own) if s.task == t]))
+    outs = [None] * len(samples)
+    for e in sorted({self.expert_of[names[k]] for k in r}):
+        idx = [j for j, k in enumerate(r) if self.expert_of[names[k]] == e]
+        for j, o in zip(idx, self.model.generate([samples[j] for j in idx], max_new_tokens, projection=self.experts[e], bs=bs)):
+            outs[j] = o
+    return outs
 
-    def state_dict(self):
-        return {"experts": [e.state_dict() for e in self.experts[1:]], "keys": dict(self.keys), "expert_of": dict(self.expert_of),
-                "routing": dict(self.routing)}
+# %% ../nbs/08d_expansion.ipynb #18b92576
+@patch
+def experts_used(self:EProj)->int:
+    "Experts that serve at least one task."
+    return len(set(self.expert_of.values()))
 
-    def load_state_dict(self, sd):
-        self.experts = [self.model.projection]
-        for st in sd["experts"]:
-            e = copy.deepcopy(self.base); e.load_state_dict(st); self.experts.append(e.requires_grad_(False))
-        self.keys, self.expert_of, self.routing = dict(sd["keys"]), dict(sd["expert_of"]), dict(sd["routing"])
+@patch
+def state_dict(self:EProj):
+    return {"experts": [e.state_dict() for e in self.experts[1:]], "keys": dict(self.keys), "expert_of": dict(self.expert_of),
+            "routing": dict(self.routing)}
 
-    def info(self):
-        nbytes = sum(p.numel() * p.element_size() for e in self.experts[1:] for p in e.parameters())
-        nbytes += sum(k.numel() * k.element_size() for pair in self.keys.values() for k in pair)
-        return {"experts_used": self.experts_used(), "experts_trained": len(self.experts) - 1, "expert_of": dict(self.expert_of),
-                "routing_accuracy": float(np.mean(list(self.routing.values()))) if self.routing else float("nan"),
-                "routing": dict(self.routing), "extra_memory_mb": nbytes / 2**20}
+@patch
+def load_state_dict(self:EProj, sd):
+    self.experts = [self.model.projection]
+    for st in sd["experts"]:
+        e = copy.deepcopy(self.base); e.load_state_dict(st); self.experts.append(e.requires_grad_(False))
+    self.keys, self.expert_of, self.routing = dict(sd["keys"]), dict(sd["expert_of"]), dict(sd["routing"])
+
+@patch
+def info(self:EProj):
+    nbytes = sum(p.numel() * p.element_size() for e in self.experts[1:] for p in e.parameters())
+    nbytes += sum(k.numel() * k.element_size() for pair in self.keys.values() for k in pair)
+    return {"experts_used": self.experts_used(), "experts_trained": len(self.experts) - 1, "expert_of": dict(self.expert_of),
+            "routing_accuracy": float(np.mean(list(self.routing.values()))) if self.routing else float("nan"),
+            "routing": dict(self.routing), "extra_memory_mb": nbytes / 2**20}
 
 # %% ../nbs/08d_expansion.ipynb #8825b000
 @dataclass

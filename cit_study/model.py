@@ -81,6 +81,7 @@ class ModelConfig:
 
 LLMS = ("opt", "t5")  # decoder-only (OPT, as BLIP-2 OPT) or encoder-decoder (T5, as BLIP-2 / InstructBLIP Flan-T5)
 
+# %% ../nbs/04_model.ipynb #3301dfca
 def hf_config(kind:str, # 'blip2' or 'instructblip'
               cfg:ModelConfig, tokenizer,
               llm:str="opt" # the LLM's architecture: 'opt' or 't5'
@@ -203,6 +204,7 @@ LMM.image_embeds = image_embeds
 
 # %% ../nbs/04_model.ipynb #de1b0e5c
 _TOKEN_IDS = weakref.WeakKeyDictionary()  # tokenizer -> LRU of (text, special tokens, max_length) -> ids
+
 TOKEN_MEMO_MAX = 200_000  # texts kept per tokenizer (the least recently used go)
 
 def token_ids(tok, texts:list, add_special_tokens:bool=False, max_length:int|None=None)->list:
@@ -223,6 +225,7 @@ def fit_tokens(bos:list, prompt:list, output:list, L:int)->tuple:
     keep = max(L - len(bos) - len(output), 0)
     return bos + prompt[max(len(prompt) - keep, 0):], output
 
+# %% ../nbs/04_model.ipynb #888abe12
 def make_batch(self:LMM, samples:list, with_output:bool=True)->dict:
     "Token ids, masks and labels for `samples`; right-padded for training, left-padded prompts for generation (decoder-only LLMs)."
     tok, L = self.tokenizer, self.max_len
@@ -365,6 +368,7 @@ LMM.save = save_lmm
 BACKENDS = {}  # backend name -> loader(path, device) of models whose parts `from_pretrained` cannot rebuild
 
 PRISTINE_MAX, PRISTINE_MAX_BYTES = 2, 256 * 2**20  # models kept; the largest kept (bigger ones are read from disk every time)
+
 _PRISTINE = LRU("loaded models", max_items=PRISTINE_MAX)  # `_folder_key` -> the model as loaded, copied for every later load of that folder
 
 def _copy_lmm(m:LMM)->LMM:
@@ -381,6 +385,7 @@ def _folder_key(path:Path)->tuple:
     newest = max((f.stat().st_mtime_ns for f in path.rglob("*") if f.is_file()), default=0)
     return (str(path.resolve()), folder_fingerprint(path), newest)
 
+# %% ../nbs/04_model.ipynb #653824c9
 def load_lmm(path:str|Path, device=None)->LMM:
     "Load a model folder written by `LMM.save`; a small one is read once per process and copied after that."
     path = Path(path); meta = read_json(path / "lmm.json")

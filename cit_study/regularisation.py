@@ -88,6 +88,7 @@ class _One(torch.nn.Module):
     def __init__(self, model, kind): super().__init__(); self.model, self.kind = model, kind
     def forward(self, batch): return _measure_one(self.model, batch, self.kind)
 
+# %% ../nbs/08a_regularisation.ipynb #5c479782
 def _per_sample(model, samples:list, params:dict, kind:str, chunk:int):
     "Yield (sample indices, their gradients of `_measure`, name -> (n, *shape)), vectorised with `torch.func.vmap`."
     from torch.func import functional_call, grad, vmap
@@ -118,6 +119,7 @@ def _per_sample(model, samples:list, params:dict, kind:str, chunk:int):
                 g = per(theta, shared, data)
             yield part, g
 
+# %% ../nbs/08a_regularisation.ipynb #fe832529
 def importance(model, samples:list, kind:str="fisher", # 'fisher' (EWC) or 'mas'
                bs:int=1, # batch size; 1 is the exact per-sample definition, larger batches square batch gradients
                chunk:int=32 # with bs=1, samples per vectorised pass (memory grows with chunk x trainable parameters; 0: a loop)

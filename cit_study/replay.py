@@ -177,6 +177,7 @@ class DERConfig:
         for k in ("alpha", "beta"):
             if getattr(self, k) < 0: raise ConfigError(f"{k}: must be >= 0, got {getattr(self, k)}")
 
+# %% ../nbs/08c_replay.ipynb #c2bad148
 @register("derpp", "DER++", "replay", strength="alpha")
 class DERpp(Memory):
     "DER++: replay with stored logits (logit matching) and labels."

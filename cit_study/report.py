@@ -25,8 +25,11 @@ __all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_T
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
+
 SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"]
+
 BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json
+
 INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb", "memory_samples"]  # from the strategy's own report, NaN where it has none
 
 def load_results(results:str|Path)->list:
@@ -58,6 +61,7 @@ def summary_frame(runs:list)->pd.DataFrame:
                      **{k: r.get("strategy_info", {}).get(k, math.nan) for k in INFO_KEYS}})
     return pd.DataFrame(rows)
 
+# %% ../nbs/11_report.ipynb #57d6ee80
 def task_frame(runs:list)->pd.DataFrame:
     "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines, the share of well-formed outputs at the end and right after training it, and how far the learned score clears `text_only`."
     rows = []

@@ -119,6 +119,7 @@ def _table(cols:list, rows:list, raw:tuple=(), cls:dict|None=None)->str:
     head = f"<thead><tr>{head}</tr></thead>" if any(cols) else ""
     return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
+# %% ../nbs/14_site.ipynb #fb045150
 def setup_rows(runs:list, # finished runs
                failures:list, # failed runs' error records
                default_stream:list, # the study's default stream
@@ -228,6 +229,7 @@ def has_runs(study:str, # a study's name
     if plan is not None and study in plan: return bool(set(plan[study]) & {r["run_id"] for r in runs})
     return study not in _KINDS or any(_KINDS[study](r, default_stream) for r in runs)
 
+# %% ../nbs/14_site.ipynb #f689d5c4
 def build_site(results:str|Path, # results folder of a study (one folder per run)
                out:str|Path, # the site folder (may hold `results`)
                studies:dict|None=None, # study name -> papermill template with a `results_dir` parameter (None: `default_studies()`)
@@ -275,6 +277,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     finally: shutil.rmtree(stage, ignore_errors=True)
     return out / "index.html"
 
+# %% ../nbs/14_site.ipynb #f8c14fa2
 def _publish(stage:Path, out:Path):
     "Move a built site from `stage` into `out` (which may hold other things, such as the results): the run pages as one folder, the index last; pages of an earlier site that this one no longer has are removed."
     old = read_json(out / "site.json") if (out / "site.json").exists() else {}
@@ -284,4 +287,3 @@ def _publish(stage:Path, out:Path):
     files = sorted((p for p in stage.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name == "index.html")
     for p in files: os.replace(p, out / p.name)
     for name in set(old.get("studies") or {}) - set(new): (out / f"{name}.html").unlink(missing_ok=True)
-

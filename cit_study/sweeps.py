@@ -53,6 +53,7 @@ def run_once(params:dict, # template parameters of one run
     Path(results, f".{rid}.lock").unlink(missing_ok=True)  # finished (run.json is checked before locking)
     return {"run_id": rid, "status": "done"}
 
+# %% ../nbs/09e_sweeps.ipynb #b1fd066b
 def run_all(runs:list, # template parameters, one dict per run
             results:str|Path, cache:str|Path|None=None, progress:bool=True,
             workers:int=1, # runs executed at once, each worker with its own kernel
@@ -86,6 +87,7 @@ def _threads(workers:int)->int:
     "Torch threads per run kernel: the cores shared among the workers (0: torch's default)."
     return 0 if workers <= 1 else max(1, (os.cpu_count() or 1) // workers)
 
+# %% ../nbs/09e_sweeps.ipynb #e8e5f285
 def sweep(spec:dict, # {'preset': name, 'grid': {...}, 'params': {...}, 'executor': {...}}
           results:str|Path, cache:str|Path|None=None, progress:bool=True, workers:int=1,
           submit_to:str="", # '' runs here; 'slurm' submits one job per run through submitit; 'local' does so on this machine

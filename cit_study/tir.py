@@ -35,6 +35,7 @@ class TIRFields:
         "The encoders as a similarity config (whose checks name an unknown encoder)."
         return SimilarityConfig(self.image_encoder, self.text_encoder, self.sim_samples)
 
+# %% ../nbs/08e_tir.ipynb #cdc137a4
 class TIRMixin:
     "Max-merge with owners and similarity scaling, on top of a `Regulariser`."
     def setup(self, model, ctx):

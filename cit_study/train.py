@@ -125,6 +125,7 @@ def _finite_grads(params:list)->bool:
     gs = [p.grad for p in params if p.grad is not None]
     return not gs or bool(torch.isfinite(torch.stack(torch._foreach_norm(gs))).all())
 
+# %% ../nbs/09_train.ipynb #941be5eb
 def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress:bool|str|Path=True)->dict:
     "Train stream task `i` (1-based); returns steps done, the mean task loss, the penalty's mean and maximum (or its value at the end, for penalties applied as gradients), and any warnings."
     data, steps = strategy.train_data(i, task), strategy.steps(i, task, cfg.steps_per_task)
