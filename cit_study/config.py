@@ -150,6 +150,19 @@ PAIR_CONTROLS = dict(conflict=["classify", "classify_swap"], disjoint=["classify
 PAPER_STREAM = ["classify", "count", "ocr", "vizwiz", "tally", "size"]  # the quick stream and two kinds both bases learn in 150 steps, alone and jointly (BENCHMARKS.md, Learnability)
 
 # %% ../nbs/09a_config.ipynb #bf456c1b
+def _studies(forgetting:dict # the preset's forgetting study
+            )->dict:
+    "The studies of `quick` and `paper`: their own forgetting study; the others alike, at one seed (three for the pairwise drops the encoder study reads)."
+    return dict(
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
+        forgetting=forgetting,
+        thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
+        encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
+                      image=IMAGE_CHOICES, text=TEXT_CHOICES,
+                      pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
+        order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ts_eproj"], seed=[0]), orders=["latin", "similarity"]),
+        pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))
+
 PRESETS = {
     "smoke": dict(
         bases=dict(model=dict(llm_layers=2, llm_ffn=256), world=dict(n_train=400, n_val=8, n_test=64),
@@ -159,29 +172,14 @@ PRESETS = {
         train=dict(steps_per_task=150, bs=16, eval_bs=64),
         stream=["classify", "ocr", "vizwiz"],  # tasks the smoke bases learn in 150 steps, alone and jointly (the learning gate in tests/test_study.py)
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft", "joint"], seed=[0])))),
-    "quick": dict(**_QUICK_SIZES, studies=dict(  # the 25-minute demonstration: one seed (no interval decides anything below 3), three for the pairwise drops the encoder study reads
-        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
-        forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0])),
-        thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
-        encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
-                      image=IMAGE_CHOICES, text=TEXT_CHOICES,
-                      pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
-        order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ts_eproj"], seed=[0]), orders=["latin", "similarity"]),
-        pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
+    "quick": dict(**_QUICK_SIZES,  # the 25-minute demonstration: one seed (no interval decides anything below 3)
+                  studies=_studies(dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0])))),
     "paper": dict(  # the published study: six stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest;
         # to hold two hours on two cores the threshold, encoder and order studies run one seed (BENCHMARKS.md, Study wall time)
         bases={**_QUICK_SIZES["bases"], "world": dict(n_train=400, n_val=64, n_test=256), "held_in_test": 128},
         train=dict(steps_per_task=150, bs=16, eval_bs=64),
         stream=PAPER_STREAM,
-        studies=dict(
-            tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
-            forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]), more=dict(strategy=CLAIMED + CONTROLS, seed=[3, 4])),
-            thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
-            encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
-                          image=IMAGE_CHOICES, text=TEXT_CHOICES,
-                          pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
-            order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ts_eproj"], seed=[0]), orders=["latin", "similarity"]),
-            pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),
+        studies=_studies(dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]), more=dict(strategy=CLAIMED + CONTROLS, seed=[3, 4])))),
     "minireal": dict(  # the forgetting study on mini-real (07b_minireal): for a GPU
         backend="minireal",
         bases=dict(world=dict(n_train=400, n_val=32, n_test=64), held_in=["caption", "vqa", "mcq", "textcap"],
