@@ -13,7 +13,7 @@ from .core import ConfigError, check_has_runs
 __all__ = ['PRESET_NAMES', 'split_names', 'parse_kv', 'build_parser', 'read_datasets', 'main']
 
 # %% ../nbs/16_cli.ipynb #a8ca4967
-PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `config.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `study.preset` in one line)
+PRESET_NAMES = ["smoke", "quick", "paper", "full", "minireal"]  # `config.PRESETS`' names for the help, listed here so the parser is built without importing torch (an unknown name is refused by `config.preset` in one line)
 
 def split_names(text:str, option:str="--stream")->list:
     "Comma-separated names: [] for an empty option (the default), an error for one that names nothing (e.g. ',')."
