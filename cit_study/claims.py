@@ -19,7 +19,7 @@ from .methods import registry, methods
 # %% auto #0
 __all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'COMPARISONS', 'OUTCOMES',
            'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs', 'group_values',
-           'paired', 'comparisons_frame', 'claims_table', 'outcome_changes']
+           'paired', 'comparisons_frame', 'claims_table', 'outcome_changes', 'findings_markdown']
 
 # %% ../nbs/11c_claims.ipynb #95833c2a
 NAMES = {n: c.title for n, c in registry().items()}  # display names, from each method's registration
@@ -244,3 +244,20 @@ def outcome_changes(a:pd.DataFrame, b:pd.DataFrame # `comparisons_frame` of two 
     m["changed"] = m.outcome_a != m.outcome_b
     m["flipped"] = m.apply(lambda r: {r.outcome_a, r.outcome_b} == {"supported", "contradicted"}, axis=1)
     return m
+
+# %% ../nbs/11c_claims.ipynb #37fdbb9d
+def findings_markdown(runs:list, # run dicts (run.json); only the forgetting study's count
+                      default_stream:list, # the study's default stream
+                      results=None # their results folder (item scores of runs that did not store them)
+                     )->str:
+    "The claims table as Markdown, the null control first: finding, outcome, comparison, effect [95% interval], minimum detectable effect, comparison's outcome."
+    cf, t = comparisons_frame(runs, default_stream, results), claims_table(runs, default_stream, results, controls=True)
+    f = lambda e: f"{e.mean:.1f} [{e.lo:.1f}, {e.hi:.1f}]" if not e.degenerate else e.fmt()
+    out = ["| finding | outcome | comparison | effect [95% interval] | minimum detectable effect (beyond the bound) | comparison's outcome |",
+           "|---|---|---|---|---|---|"]
+    for row in t.itertuples():
+        for k, r in enumerate(cf[(cf.finding == row.finding) & cf.primary].itertuples()):
+            head = f"{row.finding}. {row.claim} | **{row.outcome}**" if k == 0 else " | "
+            eff = f"{r.metric} {f(r.estimate)}" + (f"; A_T {f(r.guard)}" if r.guard is not None else "")
+            out.append(f"| {head} | {r.comparison} | {eff} | {r.estimate.mde:.1f} | {r.outcome}{f' ({r.reason})' if r.reason else ''} |")
+    return "\n".join(out)

@@ -89,3 +89,12 @@ if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     with open(EXPECTED, "w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
     print(f"{len(rows)} verdicts written to {EXPECTED}")
+
+
+def test_readme_findings_table_is_the_published_studys(runs):
+    "The README's findings table is `claims.findings_markdown` of the committed runs: the front page cannot drift from them."
+    from cit_study.claims import findings_markdown
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| finding | outcome |")
+    table = readme[start:readme.index("\n\n", start)]
+    assert table == findings_markdown(runs, preset("paper")["stream"], RESULTS), "README's findings table differs: regenerate it from claims.findings_markdown"
