@@ -13,7 +13,7 @@ import torch
 from .core import ConfigError, atomic_write_json, hardware, versions, derive_seed, MachineLoad
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer
-from .methods import registry, make_strategy
+from .methods import registry, make_strategy, strategy_help
 from .train import TrainConfig, train_task
 from .config import METHODS
 
@@ -32,9 +32,9 @@ def _setup(kind:str, n_train:int, seed:int=0):
     return tok, tasks
 
 def _strategy(name:str):
-    cls = registry()[name].Config
-    params = {k: v for k, v in FREE_ENCODERS.items() if k in cls.__dataclass_fields__}
-    if "key_steps" in cls.__dataclass_fields__: params["key_steps"] = 200
+    settings = strategy_help(name)
+    params = {k: v for k, v in FREE_ENCODERS.items() if k in settings}
+    if "key_steps" in settings: params["key_steps"] = 200
     return make_strategy(name, params)
 
 def _prepared(name, kind, tok, tasks, cfg, device):

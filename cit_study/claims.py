@@ -225,7 +225,10 @@ def claims_table(runs:list, # run dicts (run.json); only the forgetting study's 
                  controls:bool=False # also the null control's row, first (finding 0)
                 )->pd.DataFrame:
     "One row per finding of the paper: claim, test, outcome (from its primary comparisons), their counts, the numbers behind it (a line each), the rule."
-    cf = comparisons_frame(runs, default_stream, results)
+    return _claims_rows(comparisons_frame(runs, default_stream, results), controls)
+
+def _claims_rows(cf:pd.DataFrame, # `comparisons_frame`
+                 controls:bool)->pd.DataFrame:
     rows = []
     for k, (claim, test) in (({CONTROL[0]: CONTROL[1:]} if controls else {}) | FINDINGS).items():
         g = cf[(cf.finding == k) & cf.primary]
@@ -251,13 +254,12 @@ def findings_markdown(runs:list, # run dicts (run.json); only the forgetting stu
                       results=None # their results folder (item scores of runs that did not store them)
                      )->str:
     "The claims table as Markdown, the null control first: finding, outcome, comparison, effect [95% interval], minimum detectable effect, comparison's outcome."
-    cf, t = comparisons_frame(runs, default_stream, results), claims_table(runs, default_stream, results, controls=True)
-    f = lambda e: f"{e.mean:.1f} [{e.lo:.1f}, {e.hi:.1f}]" if not e.degenerate else e.fmt()
+    cf = comparisons_frame(runs, default_stream, results)
     out = ["| finding | outcome | comparison | effect [95% interval] | minimum detectable effect (beyond the bound) | comparison's outcome |",
            "|---|---|---|---|---|---|"]
-    for row in t.itertuples():
+    for row in _claims_rows(cf, controls=True).itertuples():
         for k, r in enumerate(cf[(cf.finding == row.finding) & cf.primary].itertuples()):
             head = f"{row.finding}. {row.claim} | **{row.outcome}**" if k == 0 else " | "
-            eff = f"{r.metric} {f(r.estimate)}" + (f"; A_T {f(r.guard)}" if r.guard is not None else "")
+            eff = f"{r.metric} {r.estimate.fmt()}" + (f"; A_T {r.guard.fmt()}" if r.guard is not None else "")
             out.append(f"| {head} | {r.comparison} | {eff} | {r.estimate.mde:.1f} | {r.outcome}{f' ({r.reason})' if r.reason else ''} |")
     return "\n".join(out)

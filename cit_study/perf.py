@@ -299,9 +299,8 @@ def bench_perf(shapes:list|None=None, bs:int=16, steps:int=10, rounds:int=3, out
 def stream_check(device, kind:str="blip2", strategy:str="seqft", precision:str="bf16", steps:int=10, bs:int=4, n_test:int=8)->dict:
     "A short mini-real stream (count, then gqa) on `device`: its scores finite, the trained parts moved, the frozen LLM and CNN untouched (AssertionError naming what failed)."
     from cit_study.minireal import build_minireal
-    from cit_study.methods import make_strategy, registry
+    from cit_study.methods import make_strategy  # every method registered
     from cit_study.train import TrainConfig, run_stream
-    registry()  # every method registered
     m = build_minireal(kind).to(device)
     tasks = [load_task(t, WorldConfig(n_train=max(16, 2 * bs), n_val=2, n_test=n_test)) for t in ("count", "gqa")]
     frozen = lambda: {**{f"llm.{n}": p for n, p in m.hf.language_model.named_parameters() if "embed" in n or ".0." in n},

@@ -17,7 +17,7 @@ from .notebooks import WarmKernel
 from .runner import run_id_of, run_notebook
 
 # %% auto #0
-__all__ = ['expand_grid', 'load_sweep', 'run_once', 'run_all', 'sweep', 'submit']
+__all__ = ['expand_grid', 'load_sweep', 'by_run_id', 'run_once', 'run_all', 'sweep', 'submit']
 
 # %% ../nbs/09e_sweeps.ipynb #15879c99
 def expand_grid(grid:dict, fixed:dict|None=None)->list:
@@ -38,6 +38,13 @@ def load_sweep(path:str|Path)->dict:
     if unknown: raise ConfigError(f"{path}: unknown key(s) {unknown}; known: ['executor', 'grid', 'params', 'preset']")
     if not isinstance(spec.get("executor", {}), dict): raise ConfigError(f"{path}: executor: expected a mapping of submitit parameters")
     return spec
+
+def by_run_id(runs:list, # template parameters, one dict per run
+              cache:str|Path|None=None)->dict:
+    "Run id -> the first of `runs` with that id (each validated: a bad one raises here, naming it)."
+    out = {}
+    for r in runs: out.setdefault(run_id_of(r, cache), r)
+    return out
 
 def run_once(params:dict, # template parameters of one run
              results:str|Path, cache:str|Path|None=None, threads:int=0, kernel:WarmKernel|None=None)->dict:
@@ -62,8 +69,7 @@ def run_all(runs:list, # template parameters, one dict per run
     "Run every listed run not yet finished (each run id once); returns the ids done, skipped and failed."
     import threading
     from concurrent.futures import ThreadPoolExecutor
-    cfgs = {}
-    for r in runs: cfgs.setdefault(run_id_of(r, cache), r)  # refuse a bad run before running any
+    cfgs = by_run_id(runs, cache)  # a bad run is refused before any runs
     done, skipped, failed, kernels = [], [], {}, {}
     bar = tqdm(total=len(cfgs), desc="runs", disable=not progress)
     def one(item):
@@ -110,8 +116,7 @@ def submit(runs:list, # template parameters, one dict per run
     "Submit one job per unfinished run (a job array) through submitit; each job runs `run_once`, so finished and running runs are skipped."
     import submitit
     if cluster not in ("slurm", "local"): raise ConfigError(f"cluster {cluster!r}: expected 'slurm' or 'local'")
-    cfgs = {}
-    for r in runs: cfgs.setdefault(run_id_of(r, cache), r)  # refuse a bad run before submitting any
+    cfgs = by_run_id(runs, cache)  # a bad run is refused before any is submitted
     open_results(results)
     todo = {rid: r for rid, r in cfgs.items() if not (Path(results) / rid / "run.json").exists()}
     out = {"done": [], "skipped": sorted(set(cfgs) - set(todo)), "failed": {}, "jobs": {}}

@@ -84,13 +84,6 @@ def test_every_stream_task_is_learned(runs):
     assert len(gate) == len(BASES) * len(preset("paper")["stream"]) and gate.learned.all(), gate[~gate.learned]
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
-    rows = verdicts()
-    with open(EXPECTED, "w", newline="") as f:
-        w = csv.DictWriter(f, COLUMNS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
-    print(f"{len(rows)} verdicts written to {EXPECTED}")
-
-
 def test_readme_findings_table_is_the_published_studys(runs):
     "The README's findings table is `claims.findings_markdown` of the committed runs: the front page cannot drift from them."
     from cit_study.claims import findings_markdown
@@ -98,3 +91,20 @@ def test_readme_findings_table_is_the_published_studys(runs):
     start = readme.index("| finding | outcome |")
     table = readme[start:readme.index("\n\n", start)]
     assert table == findings_markdown(runs, preset("paper")["stream"], RESULTS), "README's findings table differs: regenerate it from claims.findings_markdown"
+
+
+def test_readme_quotes_the_planted_pairs_as_computed():
+    "The README's sentence on the planted pairs quotes what `analysis.pair_controls` computes from the committed runs."
+    pc = pair_controls(study_runs(RESULTS, "pairwise"), preset("paper")["studies"]["pairwise"]["controls"]).iloc[0]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for quote in (f"({pc['conflict s']:.3f} against {pc['disjoint s']:.3f})", f"a drop of {pc['conflict drop'].mean:.1f} against {pc['disjoint drop'].mean:.1f} points",
+                  f"three seeds, {pc['conflict - disjoint'].fmt()}"):
+        assert quote in readme, f"README does not say {quote!r}"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    rows = verdicts()
+    with open(EXPECTED, "w", newline="") as f:
+        w = csv.DictWriter(f, COLUMNS, lineterminator="\n"); w.writeheader(); w.writerows(rows)
+    print(f"{len(rows)} verdicts written to {EXPECTED}")
+
