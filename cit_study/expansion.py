@@ -123,8 +123,9 @@ def parameters(self:EProj): return list(self.experts[self.current].parameters())
 def loss(self:EProj, batch): return self.model.loss(batch, projection=self.experts[self.current], return_logits=True)
 
 @patch
-def predict(self:EProj, samples, max_new_tokens, bs):
-    if not self.keys: return self.model.generate(samples, max_new_tokens, bs=bs)
+def by_expert(self:EProj, samples:list, answer)->list:
+    "`answer(samples, projection)` applied to each routed group of `samples` (the base projection before any keys), in the order of `samples`; records the routing accuracy."
+    if not self.keys: return answer(samples, None)
     names = list(self.keys)
     qi, qt = self._queries(samples)
     r = route(qi, qt, torch.stack([self.keys[n][0] for n in names]), torch.stack([self.keys[n][1] for n in names])).tolist()
@@ -134,9 +135,17 @@ def predict(self:EProj, samples, max_new_tokens, bs):
     outs = [None] * len(samples)
     for e in sorted({self.expert_of[names[k]] for k in r}):
         idx = [j for j, k in enumerate(r) if self.expert_of[names[k]] == e]
-        for j, o in zip(idx, self.model.generate([samples[j] for j in idx], max_new_tokens, projection=self.experts[e], bs=bs)):
-            outs[j] = o
+        for j, o in zip(idx, answer([samples[j] for j in idx], self.experts[e])): outs[j] = o
     return outs
+
+@patch
+def predict(self:EProj, samples, max_new_tokens, bs):
+    return self.by_expert(samples, lambda xs, p: self.model.generate(xs, max_new_tokens, projection=p, bs=bs))
+
+@patch
+def rank(self:EProj, samples, candidates, bs):
+    return self.by_expert(samples, lambda xs, p: self.model.rank_candidates(xs, candidates, projection=p, bs=bs))
+
 
 # %% ../nbs/08d_expansion.ipynb #18b92576
 @patch

@@ -13,11 +13,12 @@ from .core import ConfigError
 from .tasks import METRICS, parse_box, option_letter
 
 # %% auto #0
-__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'MIN_SEEDS', 'normalize_answer', 'vqa_accuracy', 'exact_match',
-           'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores', 'encode_items', 'decode_items',
-           'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space', 'well_formed',
-           'format_rate', 'baseline_scores', 'cl_summary', 'Interval', 'Estimate', 'crossed_interval',
-           'normalised_scores', 'normalised_average']
+__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'CLOSED_METRICS', 'CANDIDATE_CAP', 'MIN_SEEDS', 'normalize_answer',
+           'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores', 'encode_items',
+           'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space',
+           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'floor_of', 'floored_forgetting',
+           'forgetting_split', 'candidate_answers', 'Interval', 'Estimate', 'crossed_interval', 'normalised_scores',
+           'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -117,10 +118,6 @@ def box_iou(a, # [x1, y1, x2, y2] or None
     inter = max(0.0, min(ax2, bx2) - max(ax1, bx1)) * max(0.0, min(ay2, by2) - max(ay1, by1))
     union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
     return float(inter / union) if union > 0 else 0.0
-
-# %% ../nbs/06_metrics.ipynb #e33d584c
-#| export
-
 
 # %% ../nbs/06_metrics.ipynb #aa1fa689
 def _sample_score(metric:str, pred:str, ref)->float:
@@ -298,6 +295,55 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
         "MAA": _nanmean([_nanmean(a[i, :n_initial + i]) for i in range(1, T + 1)]),
         "retention": _nanmean([last[j] / a[0, j] for j in range(n_initial) if a[0, j] > 0]),
     }
+
+# %% ../nbs/06_metrics.ipynb #431f3e6a
+CLOSED_METRICS = ("exact", "vqa", "option")  # closed-answer tasks: a format-free score ranks their candidate answers
+
+def floor_of(baselines:dict # one task's baselines (`baseline_scores`: 'majority', 'text_only')
+            )->float:
+    "The task's no-learning floor: max(majority, text_only); NaN when either is missing."
+    try: v = [float(baselines[k]) for k in ("majority", "text_only")]
+    except (KeyError, TypeError, ValueError): return math.nan
+    return math.nan if any(math.isnan(x) for x in v) else max(v)
+
+# %% ../nbs/06_metrics.ipynb #a632dd6d
+def floored_forgetting(matrix, # (T+1) x (n_initial+T) scores, as `cl_summary`
+                       floors, # one floor per column (`floor_of`); NaN: that task has no floored value
+                       n_initial:int=0)->float:
+    "F_T of the matrix clipped at each task's floor: each stream task's drop counted only down to its floor."
+    a = _as_matrix(matrix, n_initial); f = np.asarray(floors, float)
+    if f.shape != (a.shape[1],): raise ConfigError(f"floored_forgetting: {f.size} floors for {a.shape[1]} task columns")
+    T, c = a.shape[0] - 1, lambda k: n_initial + k - 1
+    clip = np.where(np.isnan(a), np.nan, np.maximum(a, f))  # NaN where the row was not evaluated or the floor is unknown
+    clip[:, np.isnan(f)] = np.nan
+    return _nanmean([_nanmax(clip[1:T, c(k)] - clip[T, c(k)]) for k in range(1, T)])
+
+# %% ../nbs/06_metrics.ipynb #347f4515
+def forgetting_split(matrix, # (T+1) x (n_initial+T) scores (generated outputs, the task's metric)
+                     floors, # one floor per column (`floor_of`)
+                     n_initial:int=0,
+                     knowledge=None,  # the same shape: format-free scores (NaN for tasks that are not closed-answer)
+                     well_formed=None # the same shape: shares of well-formed outputs (`format_rate`)
+                    )->dict:
+    "F_T split: `F_T_floor` (drops down to the floor), `F_T_knowledge` (floored, format-free scores), `F_T_format` (well-formed share); `A_T_knowledge`. NaN where a matrix is missing."
+    out = {"F_T_floor": floored_forgetting(matrix, floors, n_initial)}
+    T, c = len(matrix) - 1, lambda k: n_initial + k - 1
+    if knowledge is None: out.update(F_T_knowledge=math.nan, A_T_knowledge=math.nan)
+    else:
+        k = _as_matrix(knowledge, n_initial)
+        out.update(F_T_knowledge=floored_forgetting(k, floors, n_initial), A_T_knowledge=_nanmean([k[T, c(j)] for j in range(1, T + 1)]))
+    out["F_T_format"] = math.nan if well_formed is None else cl_summary(well_formed, n_initial)["F_T"]
+    return out
+
+# %% ../nbs/06_metrics.ipynb #79150a63
+CANDIDATE_CAP = 64  # candidates ranked per closed-answer task: its most common training outputs
+
+def candidate_answers(train:list, # training samples (`.output`)
+                      cap:int=CANDIDATE_CAP)->list:
+    "The task's candidate answers: its distinct training outputs, most common first (first seen on ties), at most `cap`."
+    if not train: raise ConfigError("candidate_answers: no training samples")
+    if cap < 1: raise ConfigError(f"candidate_answers: cap must be >= 1, got {cap}")
+    return [o for o, _ in Counter(s.output for s in train).most_common(cap)]  # Counter keeps first-seen order on ties
 
 # %% ../nbs/06_metrics.ipynb #a11e3e44
 class Interval(tuple):

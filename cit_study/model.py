@@ -24,8 +24,8 @@ __all__ = ['SPECIALS', 'IMAGE_TOKEN', 'KINDS', 'LLMS', 'FEATURE_STORES_MAX', 'TO
            'PRISTINE_MAX_BYTES', 'CHECKPOINT_KINDS', 'train_tokenizer', 'load_tokenizer', 'detokenize', 'ModelConfig',
            'hf_config', 'build_hf_model', 'to_pixels', 'FeatureCache', 'shared_feature_cache', 'feature_key', 'LMM',
            'pixels', 'image_embeds', 'token_ids', 'fit_tokens', 'make_batch', 'query_features', 'lmm_loss',
-           'label_logits', 'answer_logits', 'lmm_generate', 'save_lmm', 'load_lmm', 'load_checkpoint',
-           'trainable_state', 'load_trainable_state']
+           'label_logits', 'answer_logits', 'lmm_generate', 'candidate_logprobs', 'rank_candidates', 'save_lmm',
+           'load_lmm', 'load_checkpoint', 'trainable_state', 'load_trainable_state']
 
 # %% ../nbs/04_model.ipynb #f3262b35
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}
@@ -353,6 +353,65 @@ def lmm_generate(self:LMM, samples:list, max_new_tokens:int=10, projection=None,
         outs += [detokenize(t) for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return outs
 LMM.generate = lmm_generate
+
+# %% ../nbs/04_model.ipynb #0a1f2f80
+def _candidate_ids(self:LMM, candidates:list)->torch.Tensor:
+    "The candidates' token ids with </s> appended, right-padded with -100 (C, M)."
+    tok = self.tokenizer
+    ids = [o + [tok.eos_token_id] for o in token_ids(tok, list(candidates))]
+    n = max(map(len, ids))
+    return torch.tensor([o + [-100] * (n - len(o)) for o in ids])
+
+@torch.no_grad()
+def candidate_logprobs(self:LMM, samples:list, # the items to score
+                       candidates:list, # candidate answers (strings), the same for every item
+                       projection=None, bs:int=64, # items per pass
+                       max_rows:int=4096 # item x candidate rows per LLM pass (fewer items per pass when there are many candidates)
+                      )->torch.Tensor:
+    "log p(candidate </s> | image, instruction) for every item and candidate (N, C), the prompt computed once per item."
+    if not candidates: raise ConfigError("candidate_logprobs: no candidate answers")
+    y = self._candidate_ids(candidates).to(self.device); C = y.shape[0]
+    step = max(1, min(bs, max_rows // C)); out = []
+    for i in range(0, len(samples), step):
+        batch = self.make_batch(samples[i:i + step], with_output=False)
+        emb, mask = self._llm_inputs(batch, projection)
+        out.append((_seq2seq_logprobs if self.encoder_decoder else _causal_logprobs)(self, emb, mask, y).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, C)
+
+def _token_logprobs(logits:torch.Tensor, y:torch.Tensor)->torch.Tensor:
+    "Sum over positions of log_softmax(logits)[y] where y != -100: (R, M, V), (R, M) -> (R,)."
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, y.clamp(min=0)[..., None])[..., 0]
+    return (lp * (y != -100)).sum(-1)
+
+def _causal_logprobs(self:LMM, emb, mask, y)->torch.Tensor:
+    from transformers import DynamicCache
+    lm, B, C = self.hf.language_model, emb.shape[0], y.shape[0]
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 1)  # as `generate` numbers left-padded prompts
+    cache = DynamicCache(config=lm.config)
+    first = lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True).logits[:, -1]
+    lp = torch.log_softmax(first.float(), -1)[:, y[:, 0]]  # (B, C): each candidate's first token, from the prompt
+    if y.shape[1] == 1: return lp
+    cache.batch_repeat_interleave(C)  # every item's prompt, once per candidate
+    inp, tgt = y[:, :-1].clamp(min=0).repeat(B, 1), y[:, 1:].repeat(B, 1)  # feed tokens 1..M-1, score tokens 2..M
+    cmask = (y[:, :-1] != -100).long().repeat(B, 1)
+    start = mask.long().sum(-1).repeat_interleave(C)[:, None]  # each row's next position
+    logits = lm(input_ids=inp, attention_mask=torch.cat([mask.repeat_interleave(C, 0), cmask], 1),
+                position_ids=start + torch.arange(inp.shape[1], device=inp.device), past_key_values=cache, use_cache=True).logits
+    return lp + _token_logprobs(logits, tgt).view(B, C)
+
+def _seq2seq_logprobs(self:LMM, emb, mask, y)->torch.Tensor:
+    from transformers.modeling_outputs import BaseModelOutput
+    lm, B, C = self.hf.language_model, emb.shape[0], y.shape[0]
+    enc = lm.get_encoder()(inputs_embeds=emb, attention_mask=mask).last_hidden_state
+    logits = lm(encoder_outputs=BaseModelOutput(last_hidden_state=enc.repeat_interleave(C, 0)), attention_mask=mask.repeat_interleave(C, 0),
+                labels=y.repeat(B, 1)).logits
+    return _token_logprobs(logits, y.repeat(B, 1)).view(B, C)
+
+def rank_candidates(self:LMM, samples:list, candidates:list, projection=None, bs:int=64)->list:
+    "Each item's most likely candidate answer (`candidate_logprobs`; ties: the earlier candidate)."
+    if not samples: return []
+    return [candidates[k] for k in self.candidate_logprobs(samples, candidates, projection, bs).argmax(-1).tolist()]
+LMM._candidate_ids, LMM.candidate_logprobs, LMM.rank_candidates = _candidate_ids, candidate_logprobs, rank_candidates
 
 # %% ../nbs/04_model.ipynb #c494f750
 def save_lmm(self:LMM, path:str|Path):

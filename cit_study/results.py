@@ -66,10 +66,10 @@ def format_matrix(tasks:list, predictions:list # per row, task -> id -> output (
 
 # %% ../nbs/09b_results.ipynb #207a1af2
 def _row_scores(tasks:list, row:dict)->dict:
-    "Task name -> its test items' scores (split order) in one row's predictions."
-    return {t.name: list(item_scores(t.spec.metric, row[t.name], {s.id: s.ref for s in t.test}).values()) for t in tasks}
+    "Task name -> its test items' scores (split order) in one row's predictions (of the tasks the row has)."
+    return {t.name: list(item_scores(t.spec.metric, row[t.name], {s.id: s.ref for s in t.test}).values()) for t in tasks if t.name in row}
 
-def item_rows(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated)
+def item_rows(tasks:list, predictions:list # per row, task -> id -> output (None: row not evaluated); a row may leave tasks out (format-free answers: closed-answer tasks only)
              )->list:
     "Per matrix row (None where not evaluated): task -> its test items' scores in split order (`metrics.encode_items`); each task's mean is its matrix entry."
     return [None if row is None else {k: encode_items(v) for k, v in _row_scores(tasks, row).items()} for row in predictions]

@@ -14,7 +14,7 @@ from .caches import cached
 from .core import (ConfigError, cache_dir, config_hash, read_json, atomic_write_json, to_jsonable, versions,
                             FORMAT_VERSION, git_revision, hardware, seed_everything)
 from .datasets import check_dataset
-from .metrics import cl_summary, baseline_scores, TEXT_ONLY_C, TEXT_ONLY_CLASSES
+from .metrics import cl_summary, forgetting_split, floor_of, baseline_scores, TEXT_ONLY_C, TEXT_ONLY_CLASSES
 from .methods import make_strategy
 from .similarity import SimilarityConfig, run_similarity
 from .train import run_stream
@@ -51,22 +51,24 @@ def zero_shot_paths(cfg:RunConfig, data:dict, # task name -> `TaskData.fingerpri
 
 def zero_shot_row(paths:dict # `zero_shot_paths`
                  )->dict:
-    "Task name -> (score, predictions) of the base's row 0, for the tasks an earlier run cached (`store_zero_shot`)."
-    return {t: (z["score"], z["predictions"]) for t, p in paths.items() if p.exists() for z in [read_json(p)]}
+    "Task name -> (score, predictions, format-free score, ranked answers) of the base's row 0, for the tasks an earlier run cached (`store_zero_shot`); the last two are None for a task that is not closed-answer."
+    return {t: (z["score"], z["predictions"], z["knowledge"], z["ranked"]) for t, p in paths.items() if p.exists() for z in [read_json(p)]}
 
 def store_zero_shot(paths:dict, # `zero_shot_paths`
                     res:dict # `train.run_stream`'s result
                    ):
-    "Cache each task's row-0 score and predictions of a run whose row 0 is the base's (evaluated, by a strategy with `zero_shot_is_base`)."
+    "Cache each task's row-0 score, predictions, format-free score and ranked answers of a run whose row 0 is the base's (evaluated, by a strategy with `zero_shot_is_base`)."
     if res["predictions"][0] is None: return
-    for t, score in zip(res["tasks"], res["matrix"][0]):
-        if t in paths and not paths[t].exists(): atomic_write_json(paths[t], {"score": score, "predictions": res["predictions"][0][t]})
+    ranked = res["ranked"][0] or {}
+    for t, score, k in zip(res["tasks"], res["matrix"][0], res["knowledge"][0]):
+        if t in paths and not paths[t].exists():
+            atomic_write_json(paths[t], {"score": score, "predictions": res["predictions"][0][t], "knowledge": k if t in ranked else None, "ranked": ranked.get(t)})
 
 # %% ../nbs/09d_runner.ipynb #ac9511c0
 def task_baselines(tasks:list, cache:str|Path|None=None, # cache folder; None: `cache_dir()`
                    fingerprints:dict|None=None # task name -> `TaskData.fingerprint()`, when already computed
                   )->dict:
-    "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items, cached by the task's data fingerprint (they depend on nothing else)."
+    "Task name -> scores of the no-learning baselines (`majority`, `text_only`) on its test items and its `floor` (their maximum), cached by the task's data fingerprint (they depend on nothing else)."
     out = {}
     for t in tasks:
         fp = (fingerprints or {}).get(t.name) or t.fingerprint()
@@ -74,6 +76,7 @@ def task_baselines(tasks:list, cache:str|Path|None=None, # cache folder; None: `
         path = cache_dir(cache) / "baselines" / f"{key}.json"
         if path.exists(): out[t.name] = read_json(path)
         else: out[t.name] = baseline_scores(t.spec.metric, t.train, t.test); atomic_write_json(path, out[t.name])
+        out[t.name]["floor"] = floor_of(out[t.name])
     return out
 
 def run_similarity_config(strategy)->SimilarityConfig:
@@ -112,18 +115,20 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
                      ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache, evaluated=evaluated,
                      zero_shot=zero_shot_row(zpaths) if zpaths else None)
     store_zero_shot(zpaths, res)
+    baselines, formed = task_baselines(every, cache, data), format_matrix(every, res["predictions"])
+    split = forgetting_split(res["matrix"], [baselines[t]["floor"] for t in res["tasks"]], res["n_initial"], res["knowledge"], formed)
     run = {"format_version": FORMAT_VERSION, "run_id": cfg.run_id, "config": to_jsonable(cfg),
            "tasks": res["tasks"], "n_initial": res["n_initial"], "matrix": res["matrix"],
            "evaluated_only": [t.name for t in evaluated],
-           "summary": cl_summary(res["matrix"], res["n_initial"]),
+           "summary": {**cl_summary(res["matrix"], res["n_initial"]), **split},
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),
            "base_path": str(cfg.ensure_base(cache)), "data": data,
            "warnings": [w for t in res["train"] for w in t.get("warnings", [])],
            "strategy_info": to_jsonable(res["strategy"]), "similarity": similarity,
-           "baselines": task_baselines(every, cache, data), "well_formed": format_matrix(every, res["predictions"]),
-           "item_scores": item_rows(every, res["predictions"])}
+           "baselines": baselines, "well_formed": formed, "knowledge": res["knowledge"],
+           "item_scores": item_rows(every, res["predictions"]), "knowledge_items": item_rows(every, res["ranked"])}
     if tuning: run["tuning"] = tuning
     if dist_info()[0] == 0:  # data parallel: one process writes
         atomic_write_json(out_dir / "predictions.json", res["predictions"])

@@ -60,6 +60,7 @@ class Strategy:
     def after_task(self, i, task): pass
     def evaluates(self, i)->bool: return True
     def predict(self, samples, max_new_tokens:int, bs:int)->list: return self.model.generate(samples, max_new_tokens, bs=bs)
+    def rank(self, samples, candidates:list, bs:int)->list: return self.model.rank_candidates(samples, candidates, bs=bs)
     def state_dict(self)->dict: return {}
     def load_state_dict(self, sd:dict): pass
     def info(self)->dict: return {}

@@ -15,13 +15,13 @@ from tqdm.std import tqdm as text_tqdm
 
 from .core import ConfigError, derive_seed, atomic_torch_save, torch_load_checked, adamw, failpoint
 from .tasks import sample_batches
-from .metrics import task_score
+from .metrics import task_score, candidate_answers, CLOSED_METRICS
 from .model import trainable_state, load_trainable_state
 from .dist import dist_info, all_reduce_, Comm
 
 # %% auto #0
-__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'broadcast_state', 'train_task',
-           'save_stream_state', 'load_stream_state', 'run_stream']
+__all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'rank_answers', 'broadcast_state',
+           'train_task', 'save_stream_state', 'load_stream_state', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -68,6 +68,17 @@ def evaluate(strategy, tasks:list, eval_bs:int=64, progress:bool|str|Path=False,
         scores[t.name] = task_score(t.spec.metric, preds[t.name], {s.id: s.ref for s in t.test})
         failpoint("evaluate")
     return scores, preds
+
+# %% ../nbs/09_train.ipynb #7af54fe7
+def rank_answers(strategy, tasks:list, eval_bs:int=64, progress:bool|str|Path=False, desc:str="rank answers")->tuple:
+    "Format-free scores (task -> 0-100) and answers (task -> id -> the most likely candidate) on every closed-answer task's test split; other tasks are left out."
+    scores, ranked = {}, {}
+    closed = [t for t in tasks if t.spec.metric in CLOSED_METRICS]
+    for t in progress_bar(closed, progress, desc=desc, leave=False, mininterval=2):
+        ranked[t.name] = dict(zip([s.id for s in t.test], strategy.rank(t.test, candidate_answers(t.train), eval_bs)))
+        scores[t.name] = task_score(t.spec.metric, ranked[t.name], {s.id: s.ref for s in t.test})
+        failpoint("evaluate")
+    return scores, ranked
 
 # %% ../nbs/09_train.ipynb #94abadb8
 def _flat(params)->list:
@@ -193,14 +204,14 @@ def load_stream_state(ckpt_dir:Path):
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
                ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool|str|Path=True, cache:str|Path|None=None,
                evaluated:list=(), # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
-               zero_shot:dict|None=None # task name -> (score, predictions) of row 0, the base's (`runner.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
+               zero_shot:dict|None=None # task name -> (score, predictions, format-free score, ranked answers) of row 0, the base's (`runner.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
               )->dict:
-    "Train `stream` task after task; returns the accuracy matrix, predictions, timings and the strategy's own report."
+    "Train `stream` task after task; returns the accuracy matrix, predictions, the format-free matrix and answers (`rank_answers`; NaN and absent for tasks that are not closed-answer), timings and the strategy's own report."
     tasks = list(evaluated) + list(initial) + list(stream)
     names = [t.name for t in tasks]
     if strategy.seed_salt: seed = derive_seed(seed, strategy.seed_salt)  # a twin's seeds of its own
     strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache, comm=Comm()))
-    state = {"rows": [], "predictions": [], "train": [], "eval_seconds": []}
+    state = {"rows": [], "predictions": [], "knowledge": [], "ranked": [], "train": [], "eval_seconds": []}
     start = 0
     rank, world = dist_info()
     if world > 1:  # every process follows rank 0's decision (a launcher's processes may see a checkpoint folder appear at different times)
@@ -212,15 +223,17 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
         if ck is not None:
             load_trainable_state(model, ck["trainable"]); strategy.load_state_dict(ck["strategy"])
             state, start = ck["state"], ck["step"] + 1
+            for k in ("knowledge", "ranked"): state.setdefault(k, [None] * len(state["rows"]))  # a checkpoint written before format-free scores
     def measure(i):
         t0 = time.time()
         if i == 0 and zero_shot is not None and strategy.zero_shot_is_base and set(names) <= set(zero_shot):
-            state["rows"].append([zero_shot[n][0] for n in names]); state["predictions"].append({n: zero_shot[n][1] for n in names})
+            scores, preds, k_scores, ranked = ({n: zero_shot[n][k] for n in names if zero_shot[n][k] is not None} for k in range(4))
         elif strategy.evaluates(i):
             scores, preds = evaluate(strategy, tasks, cfg.eval_bs, progress, f"row {i}: evaluate {len(tasks)} tasks")
-            state["rows"].append([scores[n] for n in names]); state["predictions"].append(preds)
-        else:
-            state["rows"].append([math.nan] * len(names)); state["predictions"].append(None)
+            k_scores, ranked = rank_answers(strategy, tasks, cfg.eval_bs, progress, f"row {i}: rank answers")
+        else: scores = preds = k_scores = ranked = None
+        state["rows"].append([scores[n] if scores else math.nan for n in names]); state["predictions"].append(preds)
+        state["knowledge"].append([k_scores.get(n, math.nan) if k_scores is not None else math.nan for n in names]); state["ranked"].append(ranked)
         state["eval_seconds"].append(time.time() - t0)
     model.eval()
     bar = progress_bar(range(start, len(stream) + 1), progress, desc="stream rows", initial=start, total=len(stream) + 1)
@@ -236,4 +249,5 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
         measure(i)
         if ckpt_dir is not None and rank == 0: save_stream_state(ckpt_dir, i, model, strategy, state)  # one writer
     return {"tasks": names, "n_initial": len(evaluated) + len(initial), "matrix": state["rows"], "predictions": state["predictions"],
+            "knowledge": state["knowledge"], "ranked": state["ranked"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}
