@@ -12,14 +12,15 @@ import pandas as pd
 
 from .core import ConfigError
 from .metrics import crossed_interval, Estimate
-from .report import BASE_NAMES, task_frame
+from .report import BASE_NAMES, SPLIT_KEYS, task_frame, run_summary
 from .analysis import linear_items
 from .methods import registry, methods
 
 # %% auto #0
 __all__ = ['NAMES', 'BASES', 'MARGIN', 'ALPHA', 'FINDINGS', 'FAMILY_FINDING', 'SECONDARY', 'CONTROL', 'COMPARISONS', 'OUTCOMES',
-           'RULE', 'Comparison', 'one_sided_p', 'holm', 'tests', 'finding_outcome', 'forgetting_runs', 'group_values',
-           'paired', 'comparisons_frame', 'claims_table', 'outcome_changes', 'findings_markdown']
+           'GATE', 'ORIGINAL_GATE', 'RULE', 'Comparison', 'LearnGate', 'one_sided_p', 'holm', 'tests',
+           'finding_outcome', 'forgetting_runs', 'group_values', 'not_learned', 'paired', 'comparisons_frame',
+           'claims_table', 'outcome_changes', 'findings_markdown', 'amendment_markdown']
 
 # %% ../nbs/11c_claims.ipynb #95833c2a
 NAMES = {n: c.title for n, c in registry().items()}  # display names, from each method's registration
@@ -63,12 +64,23 @@ COMPARISONS = ([Comparison(1, (b, "seqft"), None, "F_T", ">0") for b in BASES]
 
 # %% ../nbs/11c_claims.ipynb #dd9d22ee
 OUTCOMES = ["supported", "contradicted", "inconclusive", "not applicable"]
+
+@dataclass(frozen=True)
+class LearnGate:
+    "A comparison counts only where each group learned every stream task: its mean just-learned score reaches the task's `against` baseline plus `margin`."
+    against: str  # 'floor' (the larger of majority and text_only) or 'text_only'
+    margin: float # points above it
+    since: str    # the date the gate was adopted ('': before dates were recorded)
+    def __str__(self): return f"mean just-learned score >= {self.against}{f' + {self.margin:g}' if self.margin else ''} on every stream task"
+
+GATE = LearnGate("floor", 10.0, "2026-12-07")        # the rule's learning gate (amended 2026-12-07, see above)
+ORIGINAL_GATE = LearnGate("text_only", 0.0, "")  # the gate the published study (reports/paper, 2026-12-07) was judged by
 RULE = (f"Paired estimates over seeds and test items (no interval below 3 seeds); one-sided t-tests, Holm-corrected within a finding "
         f"(alpha {ALPHA}), margin {MARGIN:g} points; both tests of a comparison at the same bound. '>0': supported if d > margin, contradicted if d < margin. "
         f"'<0': supported if d < -margin and A_T does not fall by the margin, contradicted if d > -margin or A_T falls by the margin. "
         f"'not<0': supported if d > -margin, contradicted if d < -margin. "
         f"'=0' (the null control): supported (no difference) if both one-sided tests put d within ±margin, contradicted if d is shown beyond ±margin. "
-        "Not applicable: no runs, groups that cannot differ, a group that did not learn a stream task. "
+        f"Not applicable: no runs, groups that cannot differ, a group that did not learn a stream task ({GATE}). "
         "A finding is supported when every applicable primary comparison is, contradicted when any is, inconclusive otherwise.")
 
 def one_sided_p(e:Estimate, # an estimate with `se` and `df` (`metrics.crossed_interval`)
@@ -130,22 +142,22 @@ def forgetting_runs(runs:list, # run dicts (run.json)
     return [r for r in sel if tuned(r) or (r["config"]["base"], r["config"]["strategy"]) not in pairs]
 
 def group_values(runs:list, base:str, strategy:str, metric:str, items:dict)->dict:
-    "Seed -> (value, item contributions or None) of `metric` for (`base`, `strategy`): the first run of each seed by run id; NaN values dropped."
+    "Seed -> (value, item contributions or None) of `metric` for (`base`, `strategy`): the first run of each seed by run id; NaN values dropped. The split of F_T (`report.SPLIT_KEYS`) is read through `report.run_summary`."
     out = {}
     for r in sorted(runs, key=lambda r: r["run_id"]):
         c = _field(r, "config")
         if _field(r, "config", "base") != base or _field(r, "config", "strategy") != strategy or c["seed"] in out: continue
-        v = _field(r, "summary", metric)
+        v = run_summary(r).get(metric, math.nan) if metric in SPLIT_KEYS and isinstance(r.get("summary"), dict) else _field(r, "summary", metric)
         if v is not None and not math.isnan(v): out[c["seed"]] = (float(v), (items.get((r["run_id"], metric)) or (None, None))[1])
     return out
 
-def _not_learned(tf:pd.DataFrame, # `report.task_frame` of the runs
-                 base:str, strategy:str)->list:
-    "Stream tasks a group did not learn: its mean just-learned score below the task's text_only baseline (runs without baselines: none)."
+def not_learned(tf:pd.DataFrame, # `report.task_frame` of the runs
+                base:str, strategy:str, gate:LearnGate=GATE)->list:
+    "Stream tasks a group did not learn by `gate`: its mean just-learned score below the task's baseline plus the gate's margin (runs without baselines: none)."
     if not len(tf): return []
     g = tf[(tf.base == BASE_NAMES.get(base, base)) & (tf.strategy == strategy) & ~tf.task.str.endswith("*")]
-    m = g.groupby("task", sort=False)[["learned", "text_only"]].mean()
-    return list(m.index[m.learned < m.text_only])
+    m = g.groupby("task", sort=False)[["learned", gate.against]].mean()
+    return list(m.index[m.learned < m[gate.against] + gate.margin])
 
 def paired(a:dict, b:dict|None)->tuple:
     "The estimate of a - b (or of a) over the seeds both have, items paired when every seed has them; and those seeds."
@@ -172,10 +184,11 @@ def _short(c:Comparison)->str:
 def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting study's count
                       default_stream:list, # the study's default stream
                       results=None, # their results folder: rescores runs without stored item scores from their predictions
-                      items:dict|None=None # `analysis.linear_items` of the runs, when the caller has it already
+                      items:dict|None=None, # `analysis.linear_items` of the runs, when the caller has it already
+                      gate:LearnGate=GATE # the learning gate (`ORIGINAL_GATE`: the one the published study was judged by)
                      )->pd.DataFrame:
-    "One row per comparison, primary and secondary: the paired estimate (an `Estimate`), the guard's, the Holm-corrected p-values, the outcome and a sentence."
-    sel = forgetting_runs(runs, default_stream)
+    "One row per comparison, primary and secondary: the paired estimate (an `Estimate`), the guard's, the Holm-corrected p-values, the outcome and a sentence; for F_T comparisons also the paired estimates of its split (`split`: floored, knowledge and format F_T, over seeds; they decide nothing)."
+    sel = [{**r, "summary": run_summary(r)} if isinstance(r.get("summary"), dict) else r for r in forgetting_runs(runs, default_stream)]  # the split of F_T computed once per run
     items = linear_items(sel, results) if items is None else items
     tf = task_frame([r for r in sel if "matrix" in r])
     rows = []
@@ -186,10 +199,11 @@ def comparisons_frame(runs:list, # run dicts (run.json); only the forgetting stu
         reason = ""
         if not seeds: reason = "no paired runs of " + " and ".join(_label(x) for x, v in ((c.a, ga), (c.b, gb)) if x and not v) if not ga or (c.b and not gb) else "no seed in common"
         elif c.b and all(ga[s][0] == gb[s][0] for s in seeds): reason = "the two cannot differ: the same value on every seed"
-        elif bad := [f"{_label(x)} did not learn {', '.join(t)}" for x in (c.a, c.b) if x for t in [_not_learned(tf, *x)] if t]: reason = "; ".join(bad)
+        elif bad := [f"{_label(x)} did not learn {', '.join(t)}" for x in (c.a, c.b) if x for t in [not_learned(tf, *x, gate)] if t]: reason = "; ".join(bad)
         p_s, p_c = tests(c.want, d) if not reason else (math.nan, math.nan)
+        split = {k: paired(group_values(sel, *c.a, k, {}), group_values(sel, *c.b, k, {}) if c.b else None)[0] for k in SPLIT_KEYS[:3]} if c.metric == "F_T" else {}
         rows.append({"finding": c.finding, "primary": c.primary, "comparison": _short(c), "metric": c.metric, "want": c.want, "seeds": len(seeds),
-                     "estimate": d, "guard": g, "p_support": p_s, "p_contradict": p_c, "reason": reason})
+                     "estimate": d, "guard": g, "split": split, "p_support": p_s, "p_contradict": p_c, "reason": reason})
     cf = pd.DataFrame(rows)
     for k in [CONTROL[0], *FINDINGS]:
         for prim in (True, False):
@@ -222,10 +236,11 @@ def _text(r)->str:
 def claims_table(runs:list, # run dicts (run.json); only the forgetting study's count
                  default_stream:list, # the study's default stream
                  results=None, # their results folder (item scores of runs that did not store them)
-                 controls:bool=False # also the null control's row, first (finding 0)
+                 controls:bool=False, # also the null control's row, first (finding 0)
+                 gate:LearnGate=GATE # the learning gate
                 )->pd.DataFrame:
     "One row per finding of the paper: claim, test, outcome (from its primary comparisons), their counts, the numbers behind it (a line each), the rule."
-    return _claims_rows(comparisons_frame(runs, default_stream, results), controls)
+    return _claims_rows(comparisons_frame(runs, default_stream, results, gate=gate), controls)
 
 def _claims_rows(cf:pd.DataFrame, # `comparisons_frame`
                  controls:bool)->pd.DataFrame:
@@ -251,10 +266,11 @@ def outcome_changes(a:pd.DataFrame, b:pd.DataFrame # `comparisons_frame` of two 
 # %% ../nbs/11c_claims.ipynb #37fdbb9d
 def findings_markdown(runs:list, # run dicts (run.json); only the forgetting study's count
                       default_stream:list, # the study's default stream
-                      results=None # their results folder (item scores of runs that did not store them)
+                      results=None, # their results folder (item scores of runs that did not store them)
+                      gate:LearnGate=GATE # the learning gate (the published study: `ORIGINAL_GATE`)
                      )->str:
     "The claims table as Markdown, the null control first: finding, outcome, comparison, effect [95% interval], minimum detectable effect, comparison's outcome."
-    cf = comparisons_frame(runs, default_stream, results)
+    cf = comparisons_frame(runs, default_stream, results, gate=gate)
     out = ["| finding | outcome | comparison | effect [95% interval] | minimum detectable effect (beyond the bound) | comparison's outcome |",
            "|---|---|---|---|---|---|"]
     for row in _claims_rows(cf, controls=True).itertuples():
@@ -262,4 +278,18 @@ def findings_markdown(runs:list, # run dicts (run.json); only the forgetting stu
             head = f"{row.finding}. {row.claim} | **{row.outcome}**" if k == 0 else " | "
             eff = f"{r.metric} {r.estimate.fmt()}" + (f"; A_T {r.guard.fmt()}" if r.guard is not None else "")
             out.append(f"| {head} | {r.comparison} | {eff} | {r.estimate.mde:.1f} | {r.outcome}{f' ({r.reason})' if r.reason else ''} |")
+    return "\n".join(out)
+
+def amendment_markdown(runs:list, default_stream:list, results=None,
+                       was:LearnGate=ORIGINAL_GATE, now:LearnGate=GATE)->str:
+    "Markdown: every finding and primary comparison whose outcome the gate `now` changes from the gate `was`, both outcomes side by side (and the reason under `now`); a sentence when none changes."
+    a, b = (comparisons_frame(runs, default_stream, results, gate=g) for g in (was, now))
+    fa, fb = (_claims_rows(x, controls=True).set_index("finding").outcome for x in (a, b))
+    ch = outcome_changes(a, b).merge(b[["finding", "primary", "comparison", "metric", "reason"]], on=["finding", "primary", "comparison", "metric"])
+    ch = ch[ch.changed & ch.primary]
+    if not len(ch) and (fa == fb).all(): return f"The gate {now} changes no outcome."
+    label = lambda g: f"{g.against}{f' + {g.margin:g}' if g.margin else ''}"
+    out = [f"| finding | comparison | outcome, gate {label(was)} | outcome, gate {label(now)}{f' (amended {now.since})' if now.since else ''} |", "|---|---|---|---|"]
+    out += [f"| {k}. {FINDINGS.get(k, CONTROL[1:])[0]} | (the finding) | {fa[k]} | {fb[k]} |" for k in fa.index if fa[k] != fb[k]]
+    out += [f"| {r.finding} | {r.comparison} ({r.metric}) | {r.outcome_a} | {r.outcome_b}{f' ({r.reason})' if r.reason else ''} |" for r in ch.itertuples()]
     return "\n".join(out)

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 
 from .core import ConfigError, atomic_write_json, hardware, versions, adamw, read_json, MachineLoad
+from .tasks import TaskData
 from .synthetic import WorldConfig, load_task, world_corpus
 from .model import LMM, ModelConfig, build_hf_model, train_tokenizer, FeatureCache
 
 # %% auto #0
 __all__ = ['SHAPES', 'PEAK_BF16', 'SMALL_CPU_BATCH', 'build_shape', 'synthetic_batch', 'device_peak', 'cpu_step_peak_mb',
-           'step_costs', 'cache_costs', 'eval_costs', 'study_costs', 'bench_study', 'format_rows', 'bench_perf',
-           'stream_check', 'gpu_check']
+           'step_costs', 'cache_costs', 'eval_costs', 'unshared_logprobs', 'ranking_costs', 'study_costs',
+           'bench_study', 'format_rows', 'bench_perf', 'stream_check', 'gpu_check']
 
 # %% ../nbs/15a_perf.ipynb #72a058d2
 def _real_config(kind:str, llm:str):
@@ -230,6 +231,43 @@ def eval_costs(tasks:list|None=None, n_test:int=64, bs:int=64, model:LMM|None=No
     for r in rows: r["speedup"] = r["samples_s"] / rows[0]["samples_s"]
     return {"tasks": tasks, "samples": n, "rows": rows, "differing_outputs": sum(x != y for x, y in zip(a, b))}
 
+# %% ../nbs/15a_perf.ipynb #f7361c5e
+def unshared_logprobs(m:LMM, samples:list, candidates:list, bs:int=64)->torch.Tensor:
+    "log p(candidate </s> | image, instruction) with each (item, candidate) pair a full sequence of its own, `bs` pairs a pass (the baseline of `ranking_costs`)."
+    from cit_study.tasks import Sample
+    pairs = [Sample(s.id, s.task, s.image, s.instruction, c) for s in samples for c in candidates]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(pairs), bs):
+            b = m.make_batch(pairs[i:i + bs]); n = (b["labels"] != -100).sum(1)
+            out.append(-m.loss(b, reduction="none") * n.to(m.device))
+    return torch.cat(out).view(len(samples), len(candidates)).cpu()
+
+def ranking_costs(preset_name:str="quick", bases:tuple=("blip2", "instructblip"), rounds:int=3, cache:str|Path|None=None, n_test:int=0)->dict:
+    "Seconds for one evaluated row of a `preset_name` run on each base: generation of every task, the format-free scores (shared prompt) and the same without sharing; best of `rounds`."
+    from cit_study.config import make_config, load_task_data
+    from cit_study.methods import make_strategy
+    from cit_study.metrics import candidate_answers, CLOSED_METRICS
+    from cit_study.train import evaluate, rank_answers
+    rows = []
+    for base in bases:
+        cfg = make_config(preset_name, base=base)
+        m = cfg.load_base(cache); tasks = sum(load_task_data(cfg, evaluated=True), [])
+        if n_test: tasks = [TaskData(t.spec, t.train, t.val, t.test[:n_test]) for t in tasks]
+        s = make_strategy("seqft"); s.setup(m, None); bs = cfg.train.eval_bs
+        closed = [t for t in tasks if t.spec.metric in CLOSED_METRICS]
+        ways = {"generate": lambda: evaluate(s, tasks, bs), "format-free": lambda: rank_answers(s, tasks, bs),
+                "format-free, no shared prompt": lambda: [unshared_logprobs(m, t.test, candidate_answers(t.train), bs) for t in closed]}
+        ways["generate"]()  # vision features cached, as in a run after its row 0
+        best = {k: min(_timed(f) for _ in range(rounds)) for k, f in ways.items()}
+        for k, v in best.items():
+            rows.append({"base": base, "variant": k, "tasks": len(closed if k != "generate" else tasks), "items": sum(len(t.test) for t in (closed if k != "generate" else tasks)),
+                         "seconds": v, "x generate": v / best["generate"]})
+    return {"preset": preset_name, "threads": torch.get_num_threads(), "rows": rows}
+
+def _timed(f)->float:
+    t0 = time.perf_counter(); f(); return time.perf_counter() - t0
+
 # %% ../nbs/15a_perf.ipynb #3669a4a1
 def study_costs(out:str|Path)->dict:
     "Where a finished study's time went, from its `study.json` and every run's `run.json`."
@@ -290,6 +328,9 @@ def bench_perf(shapes:list|None=None, bs:int=16, steps:int=10, rounds:int=3, out
         res["eval"] = eval_costs(n_test=8 if quick else 64)
         print(f"evaluation ({res['eval']['samples']} test samples, {res['eval']['differing_outputs']} outputs differ)")
         print(format_rows(res["eval"]["rows"], ["variant", "seconds", "samples_s", "speedup"]))
+        res["ranking"] = ranking_costs("smoke" if quick else "quick", rounds=1 if quick else rounds)  # the preset's bases, built when missing
+        print(f"one evaluated row, {res['ranking']['preset']} preset ({res['ranking']['threads']} threads): generation against the format-free scores")
+        print(format_rows(res["ranking"]["rows"], ["base", "variant", "tasks", "items", "seconds", "x generate"]))
     res["load"] = load.record
     if load.warning: print(load.warning, file=sys.stderr)
     if out: atomic_write_json(out, res)

@@ -13,22 +13,23 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import atomic_write_bytes, read_json
-from .metrics import crossed_interval
+from .metrics import crossed_interval, floor_of, forgetting_split
 from .results import read_run, open_results, run_items
 from .notebooks import EXPERIMENTS, execute_template, notebook_html
 
 # %% auto #0
-__all__ = ['BASE_NAMES', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results', 'load_failures',
-           'baseline_of', 'stream_baseline', 'summary_frame', 'task_frame', 'learning_gate', 'matrix_frame',
-           'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary', 'curves_frame', 'plot_curves',
-           'build_report']
+__all__ = ['BASE_NAMES', 'SPLIT_KEYS', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results',
+           'load_failures', 'baseline_of', 'stream_baseline', 'run_summary', 'summary_frame', 'task_frame',
+           'learning_gate', 'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary',
+           'curves_frame', 'plot_curves', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
 
-SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"]
+SPLIT_KEYS = ["F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge"]  # F_T split into what was lost above the floor, in knowledge, in format (`metrics.forgetting_split`)
+SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"] + SPLIT_KEYS
 
-BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json
+BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json; their maximum is the task's floor
 
 INFO_KEYS = ["experts_used", "routing_accuracy", "extra_memory_mb", "memory_samples"]  # from the strategy's own report, NaN where it has none
 
@@ -42,58 +43,71 @@ def load_failures(results:str|Path)->list:
     return [read_json(p) for p in sorted(Path(results).glob("*/error.json"))]
 
 def baseline_of(run:dict, task:str, which:str="text_only")->float:
-    "A task's no-learning baseline score recorded in `run` (NaN for runs written before baselines were recorded)."
-    return run.get("baselines", {}).get(task, {}).get(which, math.nan)
+    "A task's no-learning baseline score recorded in `run`, or its `floor` (`metrics.floor_of`; computed for runs written before floors were recorded); NaN for runs without baselines."
+    b = run.get("baselines", {}).get(task, {})
+    return b.get("floor", floor_of(b)) if which == "floor" else b.get(which, math.nan)
 
 def stream_baseline(run:dict, which:str="text_only")->float:
     "The baseline's mean over the run's stream tasks: the A_T of a predictor that never looks at an image."
     v = [baseline_of(run, t, which) for t in run["tasks"][run["n_initial"]:]]
     return float(np.mean(v)) if v and not any(math.isnan(x) for x in v) else math.nan
 
+def run_summary(run:dict)->dict:
+    "The run's summary; for a run written before the split of F_T, its floored and format F_T computed from its own matrix, baselines and well-formed shares (knowledge: NaN, it needs format-free scores)."
+    s = dict(run["summary"])
+    if any(k not in s for k in SPLIT_KEYS) and not all(k in run for k in ("tasks", "matrix", "n_initial")): return {k: math.nan for k in SPLIT_KEYS} | s
+    if any(k not in s for k in SPLIT_KEYS):
+        floors = [baseline_of(run, t, "floor") for t in run["tasks"]]
+        s = {**forgetting_split(run["matrix"], floors, run["n_initial"], run.get("knowledge"), run.get("well_formed")), **s}
+    return s
+
 def summary_frame(runs:list)->pd.DataFrame:
-    "One row per run: base, strategy, seed, every summary metric, the stream's text-only baseline, the wall time, experts used, routing accuracy and extra memory."
+    "One row per run: base, strategy, seed, every summary metric (`run_summary`), the stream's text-only baseline and floor, the wall time, experts used, routing accuracy and extra memory."
     rows = []
     for r in runs:
-        c = r["config"]
+        c, s = r["config"], run_summary(r)
         rows.append({"run_id": r["run_id"], "base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"],
-                     "seed": c["seed"], **{k: r["summary"].get(k, math.nan) for k in SUMMARY_KEYS},
-                     "A_T text_only": stream_baseline(r), "minutes": r["wall_seconds"] / 60,
+                     "seed": c["seed"], **{k: s.get(k, math.nan) for k in SUMMARY_KEYS},
+                     "A_T text_only": stream_baseline(r), "A_T floor": stream_baseline(r, "floor"), "minutes": r["wall_seconds"] / 60,
                      **{k: r.get("strategy_info", {}).get(k, math.nan) for k in INFO_KEYS}})
     return pd.DataFrame(rows)
 
 # %% ../nbs/11_report.ipynb #57d6ee80
 def task_frame(runs:list)->pd.DataFrame:
-    "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines, the share of well-formed outputs at the end and right after training it, and how far the learned score clears `text_only`."
+    "One row per (run, task): the score before the stream, right after training it (stream tasks), at the end, both baselines and the floor, the format-free score right after training it and at the end (closed-answer tasks), the share of well-formed outputs at the end and right after training it, and how far the learned score clears `text_only` and the floor."
     rows = []
     for r in runs:
         a, n0, c = np.array(r["matrix"], dtype=float), r["n_initial"], r["config"]
         wf = np.array(r["well_formed"], dtype=float) if "well_formed" in r else np.full(a.shape, np.nan)
+        kn = np.array(r["knowledge"], dtype=float) if "knowledge" in r else np.full(a.shape, np.nan)
         for j, t in enumerate(r["tasks"]):
             k = j - n0 + 1  # the row right after training task j (stream tasks)
             learned = a[k, j] if j >= n0 else math.nan
             rows.append({"base": BASE_NAMES.get(c["base"], c["base"]), "strategy": c["strategy"], "seed": c["seed"],
                          "task": t + ("*" if j < n0 else ""), "zero_shot": a[0, j], "learned": learned, "final": a[-1, j],
-                         **{b: baseline_of(r, t, b) for b in BASELINES}, "well_formed": wf[-1, j],
-                         "formed_learned": wf[k, j] if j >= n0 else math.nan, "learned - text_only": learned - baseline_of(r, t)})
+                         **{b: baseline_of(r, t, b) for b in BASELINES + ["floor"]}, "well_formed": wf[-1, j],
+                         "formed_learned": wf[k, j] if j >= n0 else math.nan, "knowledge_learned": kn[k, j] if j >= n0 else math.nan,
+                         "knowledge_final": kn[-1, j], "learned - text_only": learned - baseline_of(r, t),
+                         "learned - floor": learned - baseline_of(r, t, "floor")})
     return pd.DataFrame(rows)
 
 def learning_gate(runs:list,
-                  margin:float=20.0,       # SeqFT's just-learned score must clear `text_only` by this much
-                  joint_margin:float=15.0, # Joint's final score must clear `text_only` by this much
+                  margin:float=20.0,       # SeqFT's just-learned score must clear the task's floor by this much
+                  joint_margin:float=15.0, # Joint's final score must clear the floor by this much
                   formed:float=90.0        # share of well-formed outputs (%) SeqFT must reach right after training a task
                  )->pd.DataFrame:
-    "Per base and stream task: whether the study can see learning on it: SeqFT's just-learned score (mean over seeds), Joint's final score and the share of well-formed outputs, against the `text_only` baseline."
+    "Per base and stream task: whether the study can see learning on it: SeqFT's just-learned score (mean over seeds), Joint's final score and the share of well-formed outputs, against the task's floor (the larger of `majority` and `text_only`)."
     tf = task_frame(runs); rows = []
     stream = tf[~tf.task.str.endswith("*")]
     for (base, task), g in stream.groupby(["base", "task"], sort=False):
         seq, joint = g[g.strategy == "seqft"], g[g.strategy == "joint"]
-        blind = float(g.text_only.mean())
-        row = {"base": base, "task": task, "text_only": blind, "seqft_learned": seq.learned.mean(), "joint_final": joint.final.mean(),
+        blind = float(g.floor.mean())
+        row = {"base": base, "task": task, "floor": blind, "seqft_learned": seq.learned.mean(), "joint_final": joint.final.mean(),
                "well_formed": seq.formed_learned.mean() if len(seq) else math.nan}
         row["learned"] = bool(row["seqft_learned"] >= blind + margin and row["joint_final"] >= blind + joint_margin
                               and row["well_formed"] >= formed)
         rows.append(row)
-    return pd.DataFrame(rows, columns=["base", "task", "text_only", "seqft_learned", "joint_final", "well_formed", "learned"])
+    return pd.DataFrame(rows, columns=["base", "task", "floor", "seqft_learned", "joint_final", "well_formed", "learned"])
 
 def matrix_frame(run:dict)->pd.DataFrame:
     "The accuracy matrix with named rows (0 = before the stream) and task columns; initial tasks marked '*'."

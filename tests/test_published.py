@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from cit_study.report import load_results, learning_gate
-from cit_study.claims import comparisons_frame, forgetting_runs, CONTROL, COMPARISONS, MARGIN, BASES
+from cit_study.claims import comparisons_frame, forgetting_runs, CONTROL, COMPARISONS, MARGIN, BASES, ORIGINAL_GATE
 from cit_study.analysis import study_runs, pair_controls
 from cit_study.config import preset
 from cit_study.metrics import cl_summary
@@ -22,8 +22,8 @@ COLUMNS = ["finding", "primary", "comparison", "metric", "want", "outcome"]
 
 
 def verdicts(runs:list|None=None, results=RESULTS)->list:
-    "Every comparison of the claims rule over the published runs, as rows of `COLUMNS` (strings)."
-    cf = comparisons_frame(load_results(results) if runs is None else runs, preset("paper")["stream"], results)
+    "Every comparison of the claims rule over the published runs, under the learning gate they were judged by (`ORIGINAL_GATE`), as rows of `COLUMNS` (strings)."
+    cf = comparisons_frame(load_results(results) if runs is None else runs, preset("paper")["stream"], results, gate=ORIGINAL_GATE)
     return [{k: str(getattr(r, k)) for k in COLUMNS} for r in cf.itertuples()]
 
 
@@ -90,7 +90,28 @@ def test_readme_findings_table_is_the_published_studys(runs):
     readme = (ROOT / "README.md").read_text()
     start = readme.index("| finding | outcome |")
     table = readme[start:readme.index("\n\n", start)]
-    assert table == findings_markdown(runs, preset("paper")["stream"], RESULTS), "README's findings table differs: regenerate it from claims.findings_markdown"
+    assert table == findings_markdown(runs, preset("paper")["stream"], RESULTS, gate=ORIGINAL_GATE), "README's findings table differs: regenerate it from claims.findings_markdown"
+
+
+def test_readme_shows_the_amended_gates_changes(runs):
+    "The README's amendment table is `claims.amendment_markdown` of the committed runs: every outcome the amended learning gate changes, beside the original."
+    from cit_study.claims import amendment_markdown
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("| finding | comparison | outcome, gate")
+    assert readme[start:readme.index("\n\n", start) if "\n\n" in readme[start:] else None].strip() == amendment_markdown(runs, preset("paper")["stream"], RESULTS)
+
+
+def test_readme_quotes_the_floored_forgetting_as_computed(runs):
+    "The README's floored and format F_T of SeqFT and of finding 2 are what the committed runs give (`report.run_summary` through the claims)."
+    cf = comparisons_frame(runs, preset("paper")["stream"], RESULTS, gate=ORIGINAL_GATE)
+    row = lambda name: cf[(cf.comparison == name) & (cf.metric == "F_T")].iloc[0]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    quotes = [f"SeqFT's F_T of {row('SeqFT (BLIP-2-like)').estimate.mean:.1f} is {row('SeqFT (BLIP-2-like)').split['F_T_floor'].fmt().replace(' (seeds only)', '')}",
+              f"{row('SeqFT (InstructBLIP-like)').estimate.mean:.1f} is {row('SeqFT (InstructBLIP-like)').split['F_T_floor'].fmt().replace(' (seeds only)', '')}"]
+    two = row("SeqFT (InstructBLIP-like) vs SeqFT (BLIP-2-like)")
+    quotes += [f"difference of {two.estimate.mean:.1f} becomes {two.split['F_T_floor'].fmt().replace(' (seeds only)', '')}",
+               f"differs by {two.split['F_T_format'].fmt().replace(' (seeds only)', '')}"]
+    for q in quotes: assert q in readme, q
 
 
 def test_readme_quotes_the_planted_pairs_as_computed():
