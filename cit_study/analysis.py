@@ -16,7 +16,7 @@ from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_
 
 # %% auto #0
 __all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'axis_frame',
-           'order_tasks', 'pair_similarity', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_controls']
+           'order_tasks', 'pair_similarity', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_rank', 'pair_controls']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -103,6 +103,11 @@ def order_name(stream:list, default:list)->str:
         if s == d[k:] + d[:k]: return f"rotation {k}"
     return " > ".join(stream)
 
+def _encoders(p:dict)->str:
+    "'image + text', or 'gradient affinity' when the run's similarity came from gradients."
+    if p.get("similarity_source", "embedding") == "gradient": return "gradient affinity"
+    return f'{p.get("image_encoder", "vision_cls")} + {p.get("text_encoder", "minilm")}'
+
 def axis_frame(runs:list, default_stream:list, default_tau:float=0.5)->pd.DataFrame:
     "`summary_frame` plus tau, order and stream columns."
     df = summary_frame(runs)
@@ -110,7 +115,7 @@ def axis_frame(runs:list, default_stream:list, default_tau:float=0.5)->pd.DataFr
     df["tau"] = [float(r["config"]["strategy_params"].get("tau", default_tau)) if r["config"]["strategy"] == "ts_eproj" else math.nan for r in runs]
     df["stream"] = [" > ".join(r["config"]["stream"]) for r in runs]
     df["order"] = [order_name(r["config"]["stream"], default_stream) for r in runs]
-    df["encoders"] = [f'{r["config"]["strategy_params"].get("image_encoder", "vision_cls")} + {r["config"]["strategy_params"].get("text_encoder", "minilm")}' for r in runs]
+    df["encoders"] = [_encoders(r["config"]["strategy_params"]) for r in runs]
     return df
 
 # %% ../nbs/11b_analysis.ipynb #d5ba64fb
@@ -174,6 +179,16 @@ def similarity_vs_forgetting(sim:dict, # a `run_similarity` result over the stre
         null.append(spearmanr(xp, y)[0] if np.ptp(xp) > 0 else 0.0)
     p_perm = float(np.mean(np.asarray(null) <= rho + 1e-12))
     return {**empty, "rho": float(rho), "p": float(p), "p_perm": p_perm, "conclusive": 1 / math.factorial(n) <= 0.05}
+
+# %% ../nbs/11b_analysis.ipynb #54d6908e
+def pair_rank(sim:dict, # a similarity over tasks (`run_similarity`, `study.gradient_after_first`): 'tasks' and 'matrix'
+              a:str, b:str)->tuple|None:
+    "Where the pair (a, b) ranks by s, most similar first: (rank, pairs) among the unordered pairs of a symmetric matrix, among the ordered pairs of an asymmetric one; None when `sim` lacks a or b."
+    names = sim["tasks"]
+    if a not in names or b not in names: return None
+    s = np.array(sim["matrix"], dtype=float); n = len(names)
+    vals = [s[i, j] for i in range(n) for j in range(n) if i != j and (i < j or not np.allclose(s, s.T))]
+    return int(1 + sum(v > s[names.index(a), names.index(b)] for v in vals)), len(vals)
 
 # %% ../nbs/11b_analysis.ipynb #6ea03014
 def pair_controls(runs:list, # the pairwise study's runs

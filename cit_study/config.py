@@ -159,7 +159,7 @@ def _studies(forgetting:dict # the preset's forgetting study
         thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES,
-                      pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]]),
+                      pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]], sources=["gradient"]),
         order=dict(grid=dict(base=["blip2"], strategy=["seqft", "ts_eproj"], seed=[0]), orders=["latin", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))
 
@@ -193,7 +193,7 @@ PRESETS = {
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2", "instructblip"], strategy=["tir_ewc", "tir_mas", "tir_si", "ts_eproj"], seed=[0, 1, 2]),
-                      image=IMAGE_CHOICES, text=TEXT_CHOICES, pairs=[[i, t] for i in IMAGE_CHOICES for t in TEXT_CHOICES]),
+                      image=IMAGE_CHOICES, text=TEXT_CHOICES, pairs=[[i, t] for i in IMAGE_CHOICES for t in TEXT_CHOICES], sources=["gradient"]),
         order=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2]),
                    orders=["latin", "reverse", "similarity"]),
         pairwise=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft"], seed=[0, 1, 2]), controls=PAIR_CONTROLS))),

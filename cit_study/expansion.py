@@ -14,7 +14,7 @@ from fastcore.basics import patch
 
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
-from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
+from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder, SIMILARITY_SOURCES, method_similarity
 
 # %% auto #0
 __all__ = ['tune_keys', 'route', 'EProjConfig', 'EProj', 'TSEProjConfig', 'TSEProj']
@@ -70,7 +70,7 @@ class EProj(Strategy):
 
     def setup(self, model, ctx):
         super().setup(model, ctx)
-        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
+        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=self.reference_tasks())
         self.base = copy.deepcopy(model.projection).requires_grad_(False)  # the pretrained projection, copied for new experts
         self.experts = [model.projection]    # expert 0: the base's projection
         self.keys = {}                       # task name -> (image key, instruction key)
@@ -103,7 +103,7 @@ def choose_expert(self:EProj, i, task)->int:
 @patch
 def before_task(self:EProj, i, task):
     if i == 1:
-        for t in self.ctx.initial:
+        for t in self.held_in():  # on both bases: the held-in tasks route to the base's projection
             if t.name not in self.keys: self.add_keys(t, 0)
     self.current = self.choose_expert(i, task)
     self.add_keys(task, self.current)
@@ -179,10 +179,12 @@ class TSEProjConfig(EProjConfig):
     "TS-EProj's settings."
     tau: float = 0.5               # reuse the most similar earlier task's expert when its similarity exceeds tau
     sim_samples: int = 1000        # training samples per task embedding for the similarity
+    similarity_source: str = "embedding"  # 'embedding' (task embeddings) or 'gradient' (gradient affinity of the shared parts, `similarity.GradientSimilarity`)
 
     def __post_init__(self):
         if not 0 <= self.tau <= 1: raise ConfigError(f"tau: must be in [0, 1] (similarities are products of sigmoids), got {self.tau}")
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
+        if self.similarity_source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {self.similarity_source!r} is not one of {SIMILARITY_SOURCES}")
         super().__post_init__()
 
     def similarity(self)->SimilarityConfig: return SimilarityConfig(self.image_encoder, self.text_encoder, self.sim_samples)
@@ -194,11 +196,11 @@ class TSEProj(EProj):
 
     def setup(self, model, ctx):
         super().setup(model, ctx); self.decisions = []
-        self.reference = ReferenceSimilarity(self.embedder, list(ctx.initial) + list(ctx.stream))  # full matrix on first use
+        self.reference = method_similarity(self.cfg.similarity_source, model, self.embedder, self.reference_tasks())  # embeddings: the full matrix on first use
 
     def held_in_experts(self)->set:
         "Experts never trained in place: expert 0 (the base's projection) and any expert serving an initial task."
-        return {0} | {self.expert_of[t.name] for t in self.ctx.initial if t.name in self.expert_of}
+        return {0} | {self.expert_of[t.name] for t in self.held_in() if t.name in self.expert_of}
 
     def choose_expert(self, i, task):
         seen = list(self.ctx.initial) + list(self.ctx.stream[:i - 1])

@@ -107,8 +107,8 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
     model = cfg.load_base(cache, run_device())  # this process's GPU when it has one
     evaluated, initial, stream = load_task_data(cfg, evaluated=True)
     strategy = make_strategy(cfg.strategy, cfg.strategy_params)
-    similarity = run_similarity(model, initial + stream, run_similarity_config(strategy), cache)
     every = evaluated + initial + stream
+    similarity = run_similarity(model, every, run_similarity_config(strategy), cache)  # the methods' reference set: every task of the run, the same on both bases
     data = {t.name: t.fingerprint() for t in every}
     zpaths = zero_shot_paths(cfg, data, cache) if strategy.zero_shot_is_base and dist_info()[1] == 1 else {}  # one process: a launcher's ranks each evaluate their own row 0
     res = run_stream(model, strategy, initial, stream, cfg.train, cfg.seed,

@@ -18,11 +18,12 @@ from .pretrained import check_images, features as lite0_features, weights_finger
 
 # %% auto #0
 __all__ = ['IMAGE_ENCODERS', 'TEXT_ENCODERS', 'EFFICIENTNET_SIZE', 'efficientnet', 'efficientnet224', 'EDGE_BINS',
-           'TFIDF_MAX_FEATURES', 'MODALITIES', 'register_image_encoder', 'register_text_encoder', 'is_fitted',
-           'vision_fingerprint', 'vision_cls', 'pixels', 'efficientnet_encoder', 'colour_edge_stats', 'colour_edge',
-           'load_minilm', 'minilm', 'load_sentence_minilm', 'minilm_mean', 'bow', 'fit_tfidf', 'tfidf', 'corpus_key',
-           'encode_texts', 'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix', 'zscore_sigmoid', 'modality_similarity',
-           'similarity_matrix', 'reference_similarity', 'ReferenceSimilarity', 'run_similarity']
+           'TFIDF_MAX_FEATURES', 'MODALITIES', 'GRAD_SAMPLES', 'SIMILARITY_SOURCES', 'register_image_encoder',
+           'register_text_encoder', 'is_fitted', 'vision_fingerprint', 'vision_cls', 'pixels', 'efficientnet_encoder',
+           'colour_edge_stats', 'colour_edge', 'load_minilm', 'minilm', 'load_sentence_minilm', 'minilm_mean', 'bow',
+           'fit_tfidf', 'tfidf', 'corpus_key', 'encode_texts', 'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix',
+           'zscore_sigmoid', 'modality_similarity', 'similarity_matrix', 'reference_similarity', 'ReferenceSimilarity',
+           'task_gradient', 'gradient_affinity', 'GradientSimilarity', 'method_similarity', 'run_similarity']
 
 # %% ../nbs/07_similarity.ipynb #0bf30689
 IMAGE_ENCODERS, TEXT_ENCODERS = {}, {}
@@ -406,6 +407,67 @@ class ReferenceSimilarity:
         i, ks = self.index(task), [self.index(k) for k in others]
         f = self.full
         return f["matrix"][i, ks], {m: f["cosine"][m][i, ks] for m in MODALITIES}
+
+# %% ../nbs/07_similarity.ipynb #0f2f171d
+GRAD_SAMPLES = 32  # training samples per task whose mean loss gradient is its gradient-affinity vector
+
+def task_gradient(model, # an `LMM`
+                  samples:list, # the task's fixed sample
+                  bs:int=32)->torch.Tensor:
+    "The mean answer-token loss gradient over `samples` with respect to the model's trainable parameters, flattened (float64, CPU); dropout off, the parameters' flags and the model's mode restored."
+    if not samples: raise ConfigError("task_gradient: no samples")
+    params = list(model.trainable().values())
+    flags, was = [p.requires_grad for p in params], model.training
+    acc = [torch.zeros(p.shape, dtype=torch.float64, device=p.device) for p in params]
+    try:
+        model.eval()
+        for p in params: p.requires_grad_(True)
+        with torch.enable_grad():
+            for i in range(0, len(samples), bs):
+                chunk = samples[i:i + bs]
+                loss = model.loss(model.make_batch(chunk)) * (len(chunk) / len(samples))
+                for a, g in zip(acc, torch.autograd.grad(loss, params, allow_unused=True)):
+                    if g is not None: a += g.double()
+    finally:
+        for p, f in zip(params, flags): p.requires_grad_(f)
+        model.train(was)
+    return torch.cat([a.reshape(-1) for a in acc]).cpu()
+
+def gradient_affinity(model, # an `LMM`, as it is now
+                      tasks:list, # `TaskData` of the reference set
+                      n_samples:int=GRAD_SAMPLES)->dict:
+    "Task names, s (T, T) (z-scored, sigmoid-squashed gradient cosines) and the raw cosines between the tasks' mean loss gradients at `model`, in `reference_similarity`'s layout (one modality, 'gradient')."
+    if len(tasks) == 0: raise ConfigError("tasks: need at least one task")
+    cos = cosine_matrix([task_gradient(model, t.train[:n_samples]) for t in tasks])
+    s = zscore_sigmoid(cos)
+    return {"tasks": [t.name for t in tasks], "matrix": s, "per_modality": {"gradient": s}, "cosine": {"gradient": cos}}
+
+# %% ../nbs/07_similarity.ipynb #7a621360
+class GradientSimilarity:
+    "s(t, k) and the raw gradient cosines among a fixed reference set of tasks, measured at the model as it is when asked."
+    def __init__(self, model, # the `LMM` being trained
+                 tasks:list, # `TaskData` of the reference set: every task of the run
+                 n_samples:int=GRAD_SAMPLES):
+        self.model, self.tasks, self.n_samples = model, list(tasks), n_samples
+    def index(self, name:str)->int: return ReferenceSimilarity.index(self, name)
+    @property
+    def full(self)->dict:
+        "`gradient_affinity` over the reference set, now."
+        return gradient_affinity(self.model, self.tasks, self.n_samples)
+    def row(self, task:str, others:list)->tuple:
+        "s(task, k) for each k in `others` (float64), and the raw gradient cosines, at the model as it is."
+        i, ks = self.index(task), [self.index(k) for k in others]
+        f = self.full
+        return f["matrix"][i, ks], {"gradient": f["cosine"]["gradient"][i, ks]}
+
+SIMILARITY_SOURCES = ("embedding", "gradient")  # what a method's s(t, k) is computed from
+
+def method_similarity(source:str, # 'embedding' (`ReferenceSimilarity`) or 'gradient' (`GradientSimilarity`)
+                      model, embedder:TaskEmbedder, tasks:list)->ReferenceSimilarity|GradientSimilarity:
+    "The similarity a method reads over its reference set `tasks`: task embeddings (the method's) or gradient affinity at the model as it is."
+    if source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {source!r} is not one of {SIMILARITY_SOURCES}")
+    return ReferenceSimilarity(embedder, tasks) if source == "embedding" else GradientSimilarity(model, tasks)
+
 
 # %% ../nbs/07_similarity.ipynb #837cd123
 def run_similarity(model, # an `LMM`, or None with a model-free image encoder

@@ -64,6 +64,12 @@ class Strategy:
     def state_dict(self)->dict: return {}
     def load_state_dict(self, sd:dict): pass
     def info(self)->dict: return {}
+    def held_in(self)->list:
+        "The held-in tasks: scored in every row (`ctx.evaluated`, the BLIP-2-like base's) or also the base's initial tasks (`ctx.initial`, the InstructBLIP-like base's)."
+        return list(getattr(self.ctx, "evaluated", [])) + list(self.ctx.initial)
+    def reference_tasks(self)->list:
+        "Every task of the run, held-in ones first: the fixed reference set of the task similarity, the same tasks on both bases."
+        return self.held_in() + list(self.ctx.stream)
     @property
     def comm(self):
         "What must agree across a data-parallel run's processes (`dist.Comm`: the context's, else this process alone)."

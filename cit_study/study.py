@@ -22,7 +22,7 @@ from .sweeps import expand_grid, run_all
 # %% auto #0
 __all__ = ['STUDIES', 'ORDERS', 'TUNING_RULE', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
            'rotations', 'stream_orders', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
-           'pair_streams', 'plan_study', 'encoder_similarities', 'run_study']
+           'pair_streams', 'plan_study', 'encoder_similarities', 'gradient_after_first', 'run_study']
 
 # %% ../nbs/15_study.ipynb #8d04ad0b
 STUDIES = ("tuning", "forgetting", "thresholds", "encoders", "order", "pairwise")  # tuning first: the others use its choices
@@ -135,7 +135,7 @@ def apply_tuning(runs:list, # template parameters, one dict per run
     return out
 
 # %% ../nbs/15_study.ipynb #dc985d02
-_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text"}, "order": {"orders"}, "pairwise": {"controls"}}
+_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text", "sources"}, "order": {"orders"}, "pairwise": {"controls"}}
 
 def pair_streams(stream:list, # the preset's stream tasks
                  controls:dict # name -> [a, b]: planted pairs run as well (`PAIR_CONTROLS`)
@@ -173,6 +173,7 @@ def plan_study(preset_name:str, # a preset with `studies`
             else: raise ConfigError(f"studies.thresholds.tau: a list of thresholds or 'regimes', got {spec['tau']!r}")
         elif name == "encoders":
             runs = [r for i, t in spec["pairs"] for r in expand_grid(grid, {**fixed, "strategy_params": {"image_encoder": i, "text_encoder": t}})]
+            runs += [r for src in spec.get("sources", []) for r in expand_grid(grid, {**fixed, "strategy_params": {"similarity_source": src}})]  # gradient affinity as the similarity
         elif name == "order":
             runs = []
             for b in grid["base"]:
@@ -192,14 +193,37 @@ def plan_study(preset_name:str, # a preset with `studies`
 
 # %% ../nbs/15_study.ipynb #dee2b964
 def encoder_similarities(preset_name:str, cache:str|Path|None=None)->dict:
-    "base -> 'image|text' -> `run_similarity` result over the preset's stream tasks, for the encoders study's pairs."
-    spec = preset(preset_name)["studies"]["encoders"]
+    "base -> 'image|text' (or a source: 'gradient') -> the similarity over the preset's stream tasks and the pairwise study's planted conflicting task: `run_similarity` for every image x text pair, `gradient_affinity` at the base for each of the study's `sources`."
+    spec, p = preset(preset_name)["studies"]["encoders"], preset(preset_name)
+    conflict = p["studies"].get("pairwise", {}).get("controls", {}).get("conflict", [])
     out = {}
     for b in spec["grid"]["base"]:
         cfg = make_config(preset_name, b); model = cfg.load_base(cache)
-        tasks = [load_task(t, cfg.bases.world) for t in cfg.stream]
+        names = list(cfg.stream) + [t for t in conflict if t not in cfg.stream]  # the planted pair's tasks too: where each similarity ranks it
+        tasks = [load_task(t, cfg.bases.world) for t in names]
         out[b] = {f"{i}|{t}": run_similarity(model, tasks, SimilarityConfig(i, t), cache) for i in spec["image"] for t in spec["text"]}
+        out[b] |= {src: gradient_after_first(cfg, tasks, cache) for src in spec.get("sources", []) if src == "gradient"}
     return out
+
+def gradient_after_first(cfg, # the preset's run config of one base
+                         tasks:list, # `TaskData` to compare
+                         cache:str|Path|None=None, seed:int=0)->dict:
+    """Gradient affinity of every ordered pair (a, b) where the pairwise study measures a's drop after b: row a is taken
+    at the base trained on a alone (SeqFT, the preset's steps, `seed`), the cosine of a's and b's mean loss gradients
+    there (`similarity.task_gradient`); s is the sigmoid of the cosines z-scored over all ordered pairs. In
+    `run_similarity`'s layout, one modality ('gradient'); not symmetric."""
+    import torch
+    from cit_study.train import train_task
+    from cit_study.similarity import task_gradient, zscore_sigmoid, GRAD_SAMPLES
+    T = len(tasks); cos = torch.eye(T, dtype=torch.float64)
+    for i, a in enumerate(tasks):
+        m = cfg.load_base(cache); s = make_strategy("seqft"); s.setup(m, None)
+        train_task(m, s, 1, a, cfg.train, seed, progress=False)
+        g = [task_gradient(m, t.train[:GRAD_SAMPLES]) for t in tasks]
+        cos[i] = torch.stack([torch.nn.functional.cosine_similarity(g[i], x, dim=0) for x in g]); cos[i, i] = 1.0
+    s = zscore_sigmoid(cos)
+    return to_jsonable({"tasks": [t.name for t in tasks], "matrix": s, "per_modality": {"gradient": s}, "cosine": {"gradient": cos},
+                        "measured": f"row a: the base after training a alone ({cfg.train.steps_per_task} steps, seed {seed})"})
 
 # %% ../nbs/15_study.ipynb #031b1b49
 def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|None=None, progress:bool=True,

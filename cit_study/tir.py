@@ -11,7 +11,7 @@ import torch
 from .core import ConfigError
 from .strategies import register
 from .regularisation import RegConfig, EWC, EWCConfig, MAS, SI, SIConfig
-from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder
+from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder, SIMILARITY_SOURCES, method_similarity
 
 # %% auto #0
 __all__ = ['TIRFields', 'TIRMixin', 'TIREWCConfig', 'TIREWC', 'TIRMASConfig', 'TIRMAS', 'TIRSIConfig', 'TIRSI', 'TIREWCS0Config',
@@ -26,9 +26,11 @@ class TIRFields:
     text_encoder: str = "minilm"   # similarity text encoder
     sim_samples: int = 1000        # training samples per task embedding
     use_similarity: bool = True    # False: s = 0 for every owner (the ablation that keeps the normalisation and max-merge)
+    similarity_source: str = "embedding"  # 'embedding' (the method's task embeddings) or 'gradient' (gradient affinity at the model, each task boundary)
 
     def check_tir(self):
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
+        if self.similarity_source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {self.similarity_source!r} is not one of {SIMILARITY_SOURCES}")
         self.similarity()  # validates the encoder names
 
     def similarity(self)->SimilarityConfig:
@@ -42,8 +44,8 @@ class TIRMixin:
         super().setup(model, ctx)
         self.omax = {n: torch.zeros_like(p) for n, p in self.params.items()}
         self.owner = {n: torch.full(p.shape, -1, dtype=torch.long, device=p.device) for n, p in self.params.items()}
-        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=list(ctx.initial) + list(ctx.stream))
-        self.reference = ReferenceSimilarity(self.embedder, list(ctx.initial) + list(ctx.stream))  # full matrix on first use
+        self.embedder = TaskEmbedder(model, self.cfg.similarity(), ctx.cache, corpus_tasks=self.reference_tasks())
+        self.reference = method_similarity(self.cfg.similarity_source, model, self.embedder, self.reference_tasks())  # embeddings: the full matrix on first use
         self.scaling = []   # per task: the similarity (and raw cosines) to each earlier task that owns importance
 
     def merge(self, omega, task):

@@ -77,7 +77,7 @@ def rank_answers(strategy, tasks:list, eval_bs:int=64, progress:bool|str|Path=Fa
     for t in progress_bar(closed, progress, desc=desc, leave=False, mininterval=2):
         ranked[t.name] = dict(zip([s.id for s in t.test], strategy.rank(t.test, candidate_answers(t.train), eval_bs)))
         scores[t.name] = task_score(t.spec.metric, ranked[t.name], {s.id: s.ref for s in t.test})
-        failpoint("evaluate")
+        failpoint("rank")
     return scores, ranked
 
 # %% ../nbs/09_train.ipynb #94abadb8
@@ -210,7 +210,7 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
     tasks = list(evaluated) + list(initial) + list(stream)
     names = [t.name for t in tasks]
     if strategy.seed_salt: seed = derive_seed(seed, strategy.seed_salt)  # a twin's seeds of its own
-    strategy.setup(model, SimpleNamespace(initial=list(initial), stream=list(stream), train=cfg, seed=seed, cache=cache, comm=Comm()))
+    strategy.setup(model, SimpleNamespace(initial=list(initial), evaluated=list(evaluated), stream=list(stream), train=cfg, seed=seed, cache=cache, comm=Comm()))
     state = {"rows": [], "predictions": [], "knowledge": [], "ranked": [], "train": [], "eval_seconds": []}
     start = 0
     rank, world = dist_info()

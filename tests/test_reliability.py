@@ -11,6 +11,8 @@ from conftest import BIN, cli
 from test_datasets_run import write_records
 from cit_study.core import ConfigError, FORMAT_VERSION, RESULTS_MARKER
 from cit_study.config import RunConfig, make_config
+from cit_study.metrics import CLOSED_METRICS
+from cit_study.synthetic import TASK_SPECS
 from cit_study.results import read_run
 from cit_study.runner import execute_run
 from cit_study.strategies import Strategy, register
@@ -54,10 +56,12 @@ def test_same_config_same_results_in_two_processes(reference):
 
 
 ROW = 3 + len(make_config("smoke").evaluated)  # tasks scored per row: the three stream tasks and the held-in ones
+CLOSED = sum(TASK_SPECS[t].metric in CLOSED_METRICS for t in ["count", "gqa", "ocr", *make_config("smoke").evaluated])  # tasks ranked per row (format-free scores)
 KILLS = random.Random(20261201)  # the kill points, drawn once (seeded, so a failure can be repeated)
 # Row 0 is read from the base's zero-shot row, which the reference runs cached: the evaluations counted are rows 1-3's.
 PLANS = [("train_step", KILLS.randint(5, 12), False),    # tasks 2 and 3 (4 steps each): resumed with a buffer in the checkpoint
          ("evaluate", KILLS.randint(1, 3 * ROW), False),  # rows 1-3
+         ("rank", KILLS.randint(1, 3 * CLOSED), False),   # rows 1-3's format-free scores
          ("write_partial", KILLS.randint(4, 6), False),  # writes: the results marker, step000-step003, predictions, run.json
          ("write_before_rename", KILLS.randint(4, 6), False),
          ("evaluate", KILLS.randint(2 * ROW + 1, 3 * ROW), True)]  # in the last row, step001 and step002 on disk: the newest damaged

@@ -15,7 +15,7 @@ from cit_study.sweeps import sweep, run_all
 from cit_study.study import plan_study, stream_orders
 import cit_study.train as train_mod
 
-SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"}
+SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention", "F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge"}
 
 
 @pytest.mark.slow
@@ -227,11 +227,13 @@ def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch)
     paths = zero_shot_paths(cfg, a["data"]); z = zero_shot_row(paths)
     assert set(z) == set(a["tasks"]) and [z[t][0] for t in a["tasks"]] == a["matrix"][0]
     assert {t: z[t][1] for t in a["tasks"]} == read_json(tmp_path / "a" / "predictions.json")[0]
+    assert [z[t][2] for t in a["tasks"]] == a["knowledge"][0]  # ocr is closed-answer: its format-free score is cached beside
     path = paths["ocr"]; saved = path.read_text()
     try:
-        atomic_write_json(path, {"score": -1.0, "predictions": {k: "planted" for k in z["ocr"][1]}})
+        atomic_write_json(path, {"score": -1.0, "predictions": {k: "planted" for k in z["ocr"][1]}, "knowledge": -2.0, "ranked": {k: "planted" for k in z["ocr"][3]}})
         k = a["tasks"].index("ocr")
-        assert run(4, "b")["matrix"][0][k] == -1.0  # row 0 came from the cache
+        b = run(4, "b")
+        assert b["matrix"][0][k] == -1.0 and b["knowledge"][0][k] == -2.0  # row 0 came from the cache, its format-free score too
         monkeypatch.setattr(SeqFT, "zero_shot_is_base", False)
         assert run(5, "c")["matrix"][0] == a["matrix"][0]  # evaluated afresh
     finally: path.write_text(saved)
