@@ -15,8 +15,9 @@ from .metrics import crossed_interval, Estimate
 from .report import load_results, summary_frame, BASE_NAMES, SUMMARY_KEYS, INFO_KEYS
 
 # %% auto #0
-__all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'axis_frame',
-           'order_tasks', 'pair_similarity', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_rank', 'pair_controls']
+__all__ = ['LINEAR_KEYS', 'study_runs', 'summary_items', 'linear_items', 'mean_ci', 'ci_text', 'order_name', 'run_tau',
+           'axis_frame', 'order_tasks', 'pair_similarity', 'pairwise_frame', 'similarity_vs_forgetting', 'pair_rank',
+           'pair_controls']
 
 # %% ../nbs/11b_analysis.ipynb #5227223e
 def study_runs(results_dir:str|Path, # a study's results folder
@@ -103,6 +104,12 @@ def order_name(stream:list, default:list)->str:
         if s == d[k:] + d[:k]: return f"rotation {k}"
     return " > ".join(stream)
 
+def run_tau(run:dict, default_tau:float=0.5)->float:
+    "A TS-EProj run's threshold: the one it used (`strategy_info`), else its fixed `tau`, else `default_tau` (runs from before per-base thresholds); NaN for other methods."
+    if run["config"]["strategy"] != "ts_eproj": return math.nan
+    t = (run.get("strategy_info") or {}).get("tau", run["config"]["strategy_params"].get("tau"))
+    return float(default_tau if t is None else t)
+
 def _encoders(p:dict)->str:
     "'image + text', or 'gradient affinity' when the run's similarity came from gradients."
     if p.get("similarity_source", "embedding") == "gradient": return "gradient affinity"
@@ -112,7 +119,7 @@ def axis_frame(runs:list, default_stream:list, default_tau:float=0.5)->pd.DataFr
     "`summary_frame` plus tau, order and stream columns."
     df = summary_frame(runs)
     if not runs: return pd.DataFrame(columns=["run_id", "base", "strategy", "seed", *SUMMARY_KEYS, "minutes", *INFO_KEYS, "tau", "stream", "order", "encoders"])
-    df["tau"] = [float(r["config"]["strategy_params"].get("tau", default_tau)) if r["config"]["strategy"] == "ts_eproj" else math.nan for r in runs]
+    df["tau"] = [run_tau(r, default_tau) for r in runs]
     df["stream"] = [" > ".join(r["config"]["stream"]) for r in runs]
     df["order"] = [order_name(r["config"]["stream"], default_stream) for r in runs]
     df["encoders"] = [_encoders(r["config"]["strategy_params"]) for r in runs]

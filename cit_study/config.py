@@ -156,7 +156,7 @@ def _studies(forgetting:dict # the preset's forgetting study
     return dict(
         tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
         forgetting=forgetting,
-        thresholds=dict(grid=dict(base=["blip2"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
+        thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
                       image=IMAGE_CHOICES, text=TEXT_CHOICES,
                       pairs=[["vision_cls", "minilm"], ["efficientnet", "minilm_mean"], ["colour_edge", "tfidf"]], sources=["gradient"]),

@@ -177,12 +177,14 @@ def info(self:EProj):
 @dataclass
 class TSEProjConfig(EProjConfig):
     "TS-EProj's settings."
-    tau: float = 0.5               # reuse the most similar earlier task's expert when its similarity exceeds tau
+    tau: float|None = None         # reuse the most similar earlier task's expert when its similarity exceeds tau; None: tau from `tau_quantile`
+    tau_quantile: float = 0.5      # without a fixed tau: tau is this quantile of the run's own decision similarities (per base, known before the stream)
     sim_samples: int = 1000        # training samples per task embedding for the similarity
     similarity_source: str = "embedding"  # 'embedding' (task embeddings) or 'gradient' (gradient affinity of the shared parts, `similarity.GradientSimilarity`)
 
     def __post_init__(self):
-        if not 0 <= self.tau <= 1: raise ConfigError(f"tau: must be in [0, 1] (similarities are products of sigmoids), got {self.tau}")
+        if self.tau is not None and not 0 <= self.tau <= 1: raise ConfigError(f"tau: must be in [0, 1] (similarities are products of sigmoids) or None, got {self.tau}")
+        if not 0 <= self.tau_quantile <= 1: raise ConfigError(f"tau_quantile: must be in [0, 1], got {self.tau_quantile}")
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
         if self.similarity_source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {self.similarity_source!r} is not one of {SIMILARITY_SOURCES}")
         super().__post_init__()
@@ -197,17 +199,37 @@ class TSEProj(EProj):
     def setup(self, model, ctx):
         super().setup(model, ctx); self.decisions = []
         self.reference = method_similarity(self.cfg.similarity_source, model, self.embedder, self.reference_tasks())  # embeddings: the full matrix on first use
+        self._tau = self.cfg.tau
+
+    def seen(self, i)->list:
+        "The tasks stream task `i` may reuse an expert of: the initial tasks and the stream tasks before it."
+        return list(self.ctx.initial) + list(self.ctx.stream[:i - 1])
+
+    def decision_similarities(self)->list:
+        "Each stream task's largest similarity to a task it may reuse (where it has one): the statistic compared with tau, read from the fixed reference set before the stream."
+        out = []
+        for i, t in enumerate(self.ctx.stream, 1):
+            if seen := self.seen(i): out.append(float(self.reference.row(t.name, [k.name for k in seen])[0].max()))
+        return out
+
+    @property
+    def tau(self)->float:
+        "The threshold: the fixed `tau`, or the `tau_quantile` of `decision_similarities` (computed once; 1.0, never reuse, without decisions)."
+        if self._tau is None:
+            d = self.comm.from_first(self.decision_similarities())
+            self._tau = float(np.quantile(d, self.cfg.tau_quantile)) if d else 1.0
+        return self._tau
 
     def held_in_experts(self)->set:
         "Experts never trained in place: expert 0 (the base's projection) and any expert serving an initial task."
         return {0} | {self.expert_of[t.name] for t in self.held_in() if t.name in self.expert_of}
 
     def choose_expert(self, i, task):
-        seen = list(self.ctx.initial) + list(self.ctx.stream[:i - 1])
+        seen = self.seen(i)
         if not seen: return super().choose_expert(i, task)
         s, cos = self.reference.row(task.name, [t.name for t in seen])
         s, cos = self.comm.from_first((s, cos))  # data parallel: every process takes rank 0's similarities, so all choose the same expert
-        k = int(s.argmax()); near = seen[k].name; reuse = float(s[k]) > self.cfg.tau
+        k = int(s.argmax()); near = seen[k].name; reuse = float(s[k]) > self.tau
         d = {"task": task.name, "reuses": near if reuse else None, "nearest": near, "similarity": float(s[k]),
              "cosine": {m: float(c[k]) for m, c in cos.items()}}
         self.decisions.append(d)
@@ -217,6 +239,6 @@ class TSEProj(EProj):
         self.experts.append(copy.deepcopy(self.experts[e]).requires_grad_(True)); d["copied_from"] = e  # train a copy
         return len(self.experts) - 1
 
-    def state_dict(self): return {**super().state_dict(), "decisions": list(self.decisions)}
-    def load_state_dict(self, sd): super().load_state_dict(sd); self.decisions = list(sd["decisions"])
-    def info(self): return {**super().info(), "tau": self.cfg.tau, "decisions": list(self.decisions)}
+    def state_dict(self): return {**super().state_dict(), "decisions": list(self.decisions), "tau": self._tau}
+    def load_state_dict(self, sd): super().load_state_dict(sd); self.decisions = list(sd["decisions"]); self._tau = sd.get("tau", self.cfg.tau)
+    def info(self): return {**super().info(), "tau": self.tau, "tau_quantile": None if self.cfg.tau is not None else self.cfg.tau_quantile, "decisions": list(self.decisions)}

@@ -20,8 +20,8 @@ from .notebooks import EXPERIMENTS, execute_template, notebook_html
 # %% auto #0
 __all__ = ['BASE_NAMES', 'SPLIT_KEYS', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS', 'FORGETTING_TEMPLATE', 'load_results',
            'load_failures', 'baseline_of', 'stream_baseline', 'run_summary', 'summary_frame', 'task_frame',
-           'learning_gate', 'matrix_frame', 'zero_shot_gap', 'plot_matrices', 'seed_errorbar', 'plot_summary',
-           'curves_frame', 'plot_curves', 'build_report']
+           'learning_gate', 'matrix_frame', 'expert_frame', 'zero_shot_gap', 'plot_matrices', 'seed_errorbar',
+           'plot_summary', 'curves_frame', 'plot_curves', 'build_report']
 
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
@@ -116,6 +116,24 @@ def matrix_frame(run:dict)->pd.DataFrame:
     stream = run["tasks"][n0:]
     idx = ["before"] + [f"after {t}" for t in stream]
     return pd.DataFrame(np.array(run["matrix"], dtype=float), index=idx, columns=cols)
+
+# %% ../nbs/11_report.ipynb #8f8f203d
+def expert_frame(run:dict)->pd.DataFrame|None:
+    "Per task of an expansion run: its expert, its routing accuracy and, for TS-EProj, its decision (nearest task, s, tau, reused, copied from); None for other methods."
+    info = run.get("strategy_info") or {}
+    if "expert_of" not in info: return None
+    dec, tau = {d["task"]: d for d in info.get("decisions", [])}, info.get("tau")
+    rows = []
+    for t in run["tasks"]:
+        if t not in info["expert_of"]: continue
+        d = dec.get(t, {})
+        rows.append({"task": t + ("*" if run["tasks"].index(t) < run["n_initial"] else ""), "expert": info["expert_of"][t],
+                     "routed to its own keys": info.get("routing", {}).get(t, math.nan),
+                     **({"nearest": d.get("nearest", "—"), "s": d.get("similarity", math.nan), "tau": tau if d else math.nan,
+                         "reused": d.get("reuses") or "—",
+                         "trained": (f"a copy of expert {d['copied_from']}" if "copied_from" in d else "in place" if d.get("reuses") else "a new expert") if d else "—"}
+                        if "decisions" in info else {})})
+    return pd.DataFrame(rows)
 
 # %% ../nbs/11_report.ipynb #ef072fb6
 def zero_shot_gap(results:str|Path, # the runs' results folder (their predictions)

@@ -448,12 +448,14 @@ class GradientSimilarity:
     def __init__(self, model, # the `LMM` being trained
                  tasks:list, # `TaskData` of the reference set: every task of the run
                  n_samples:int=GRAD_SAMPLES):
-        self.model, self.tasks, self.n_samples = model, list(tasks), n_samples
+        self.model, self.tasks, self.n_samples, self._at = model, list(tasks), n_samples, (None, None)
     def index(self, name:str)->int: return ReferenceSimilarity.index(self, name)
     @property
     def full(self)->dict:
-        "`gradient_affinity` over the reference set, now."
-        return gradient_affinity(self.model, self.tasks, self.n_samples)
+        "`gradient_affinity` over the reference set at the model as it is (recomputed only after a parameter changed in place: its version counter)."
+        key = tuple((id(p), p._version) for p in self.model.trainable().values())
+        if self._at[0] != key: self._at = (key, gradient_affinity(self.model, self.tasks, self.n_samples))
+        return self._at[1]
     def row(self, task:str, others:list)->tuple:
         "s(task, k) for each k in `others` (float64), and the raw gradient cosines, at the model as it is."
         i, ks = self.index(task), [self.index(k) for k in others]

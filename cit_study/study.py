@@ -46,11 +46,11 @@ def similarity_order(names:list, # task names
     return [names[k] for k in order]
 
 def decision_similarities(preset_name:str, base:str, cache:str|Path|None=None)->list:
-    "Per stream task with an earlier task: its largest similarity to an earlier one (initial tasks included), the statistic TS-EProj compares with tau; over the run's reference set, with TS-EProj's default encoders."
-    cfg = make_config(preset_name, base); initial, stream = load_task_data(cfg)
-    sim = run_similarity(cfg.load_base(cache), initial + stream, make_strategy("ts_eproj", {}).cfg.similarity(), cache)
-    s, n0 = np.asarray(sim["matrix"], dtype=float), len(initial)
-    return [float(s[n0 + i, :n0 + i].max()) for i in range(len(stream)) if n0 + i > 0]
+    "Per stream task with a task it may reuse (the initial tasks and the earlier stream tasks): its largest similarity to one, the statistic TS-EProj compares with tau; over the run's reference set (every task of the run, held-in ones first), with TS-EProj's default encoders."
+    cfg = make_config(preset_name, base); evaluated, initial, stream = load_task_data(cfg, evaluated=True)
+    sim = run_similarity(cfg.load_base(cache), evaluated + initial + stream, make_strategy("ts_eproj", {}).cfg.similarity(), cache)
+    s, ne, n0 = np.asarray(sim["matrix"], dtype=float), len(evaluated), len(initial)
+    return [float(s[ne + n0 + i, ne:ne + n0 + i].max()) for i in range(len(stream)) if n0 + i > 0]
 
 def tau_grid(values:list # the decision similarities (`decision_similarities`)
             )->list:

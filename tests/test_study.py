@@ -227,7 +227,8 @@ def test_zero_shot_row_is_read_from_the_cache_once_stored(tmp_path, monkeypatch)
     paths = zero_shot_paths(cfg, a["data"]); z = zero_shot_row(paths)
     assert set(z) == set(a["tasks"]) and [z[t][0] for t in a["tasks"]] == a["matrix"][0]
     assert {t: z[t][1] for t in a["tasks"]} == read_json(tmp_path / "a" / "predictions.json")[0]
-    assert [z[t][2] for t in a["tasks"]] == a["knowledge"][0]  # ocr is closed-answer: its format-free score is cached beside
+    closed = [k for k, t in enumerate(a["tasks"]) if z[t][3] is not None]  # caption is not closed-answer: no format-free score
+    assert closed and [z[a["tasks"][k]][2] for k in closed] == [a["knowledge"][0][k] for k in closed]  # the format-free scores are cached beside
     path = paths["ocr"]; saved = path.read_text()
     try:
         atomic_write_json(path, {"score": -1.0, "predictions": {k: "planted" for k in z["ocr"][1]}, "knowledge": -2.0, "ranked": {k: "planted" for k in z["ocr"][3]}})
@@ -315,3 +316,15 @@ def test_old_format_refused(tmp_path):
 def test_every_subcommand_has_help(sub, opt):
     p = cli(sub, "--help")
     assert opt in p.stdout and "usage: cit-study " + sub in p.stdout
+
+
+@pytest.mark.slow
+def test_run_page_shows_a_held_in_expert_copied_not_trained_in_place(tmp_path):
+    "TS-EProj on the InstructBLIP-like base at tau 0: the first stream task reuses the held-in tasks' expert by training a copy, and the run's page says so."
+    out = run_notebook({"preset": "smoke", "base": "instructblip", "strategy": "ts_eproj", "strategy_params": {"tau": 0.0},
+                        "stream": ["classify", "ocr"], "steps_per_task": 2}, tmp_path)
+    run = read_run(out / "run.json")
+    first = run["strategy_info"]["decisions"][0]
+    assert first["task"] == "classify" and first["copied_from"] == 0 and run["strategy_info"]["expert_of"]["classify"] != 0, first
+    page = (out / "run.ipynb").read_text()
+    assert "a copy of expert 0" in page and "The strategy's experts" in page
