@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .core import ConfigError
-from .metrics import crossed_interval, Estimate
+from .metrics import crossed_interval, Estimate, LEARNED_MARGIN
 from .report import BASE_NAMES, SPLIT_KEYS, task_frame, run_summary
 from .analysis import linear_items
 from .methods import registry, methods
@@ -73,7 +73,7 @@ class LearnGate:
     since: str    # the date the gate was adopted ('': before dates were recorded)
     def __str__(self): return f"mean just-learned score >= {self.against}{f' + {self.margin:g}' if self.margin else ''} on every stream task"
 
-GATE = LearnGate("floor", 10.0, "2026-12-07")        # the rule's learning gate (amended 2026-12-07, see above)
+GATE = LearnGate("floor", LEARNED_MARGIN, "2026-12-07")        # the rule's learning gate (amended 2026-12-07, see above)
 ORIGINAL_GATE = LearnGate("text_only", 0.0, "")  # the gate the published study (reports/paper, 2026-12-07) was judged by
 RULE = (f"Paired estimates over seeds and test items (no interval below 3 seeds); one-sided t-tests, Holm-corrected within a finding "
         f"(alpha {ALPHA}), margin {MARGIN:g} points; both tests of a comparison at the same bound. '>0': supported if d > margin, contradicted if d < margin. "

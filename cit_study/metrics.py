@@ -13,12 +13,12 @@ from .core import ConfigError
 from .tasks import METRICS, parse_box, option_letter
 
 # %% auto #0
-__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'CLOSED_METRICS', 'CANDIDATE_CAP', 'MIN_SEEDS', 'normalize_answer',
-           'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores', 'encode_items',
-           'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor', 'answer_space',
-           'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'floor_of', 'floored_forgetting',
-           'forgetting_split', 'candidate_answers', 'Interval', 'Estimate', 'crossed_interval', 'normalised_scores',
-           'normalised_average']
+__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'CLOSED_METRICS', 'LEARNED_MARGIN', 'CANDIDATE_CAP', 'MIN_SEEDS',
+           'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores',
+           'encode_items', 'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
+           'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'floor_of',
+           'floored_forgetting', 'forgetting_split', 'held_in_retention', 'candidate_answers', 'Interval', 'Estimate',
+           'crossed_interval', 'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -298,6 +298,7 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
 
 # %% ../nbs/06_metrics.ipynb #431f3e6a
 CLOSED_METRICS = ("exact", "vqa", "option")  # closed-answer tasks: a format-free score ranks their candidate answers
+LEARNED_MARGIN = 10.0  # points above its floor a score must reach for its task to count as learned
 
 def floor_of(baselines:dict # one task's baselines (`baseline_scores`: 'majority', 'text_only')
             )->float:
@@ -325,7 +326,7 @@ def forgetting_split(matrix, # (T+1) x (n_initial+T) scores (generated outputs, 
                      knowledge=None,  # the same shape: format-free scores (NaN for tasks that are not closed-answer)
                      well_formed=None # the same shape: shares of well-formed outputs (`format_rate`)
                     )->dict:
-    "F_T split: `F_T_floor` (drops down to the floor), `F_T_knowledge` (floored, format-free scores), `F_T_format` (well-formed share); `A_T_knowledge`. NaN where a matrix is missing."
+    "F_T split: `F_T_floor` (drops down to the floor), `F_T_knowledge` (floored, format-free scores), `F_T_format` (well-formed share); `A_T_knowledge`; `retention_learned` (`held_in_retention`). NaN where a matrix is missing."
     out = {"F_T_floor": floored_forgetting(matrix, floors, n_initial)}
     T, c = len(matrix) - 1, lambda k: n_initial + k - 1
     if knowledge is None: out.update(F_T_knowledge=math.nan, A_T_knowledge=math.nan)
@@ -333,7 +334,14 @@ def forgetting_split(matrix, # (T+1) x (n_initial+T) scores (generated outputs, 
         k = _as_matrix(knowledge, n_initial)
         out.update(F_T_knowledge=floored_forgetting(k, floors, n_initial), A_T_knowledge=_nanmean([k[T, c(j)] for j in range(1, T + 1)]))
     out["F_T_format"] = math.nan if well_formed is None else cl_summary(well_formed, n_initial)["F_T"]
+    out["retention_learned"] = held_in_retention(matrix, floors, n_initial)
     return out
+
+def held_in_retention(matrix, floors, n_initial:int=0, margin:float=LEARNED_MARGIN)->float:
+    "Retention over the held-in tasks the base learned: mean of a[T][j] / a[0][j] over initial columns whose row-0 score reaches the floor plus `margin`; NaN when none does."
+    a, f = _as_matrix(matrix, n_initial), np.asarray(floors, float)
+    keep = [j for j in range(n_initial) if not math.isnan(f[j]) and a[0, j] >= f[j] + margin and a[0, j] > 0]
+    return _nanmean([a[-1, j] / a[0, j] for j in keep])
 
 # %% ../nbs/06_metrics.ipynb #79150a63
 CANDIDATE_CAP = 64  # candidates ranked per closed-answer task: its most common training outputs

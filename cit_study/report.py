@@ -26,7 +26,7 @@ __all__ = ['BASE_NAMES', 'SPLIT_KEYS', 'SUMMARY_KEYS', 'BASELINES', 'INFO_KEYS',
 # %% ../nbs/11_report.ipynb #80a93b65
 BASE_NAMES = {"blip2": "BLIP-2-like", "instructblip": "InstructBLIP-like"}
 
-SPLIT_KEYS = ["F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge"]  # F_T split into what was lost above the floor, in knowledge, in format (`metrics.forgetting_split`)
+SPLIT_KEYS = ["F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge", "retention_learned"]  # F_T split into what was lost above the floor, in knowledge, in format (`metrics.forgetting_split`)
 SUMMARY_KEYS = ["A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention"] + SPLIT_KEYS
 
 BASELINES = ["majority", "text_only"]  # no-learning baselines recorded per task in run.json; their maximum is the task's floor

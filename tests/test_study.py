@@ -15,7 +15,7 @@ from cit_study.sweeps import sweep, run_all
 from cit_study.study import plan_study, stream_orders
 import cit_study.train as train_mod
 
-SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention", "F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge"}
+SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention", "F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge", "retention_learned"}
 
 
 @pytest.mark.slow
