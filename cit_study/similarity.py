@@ -452,8 +452,8 @@ class GradientSimilarity:
     def index(self, name:str)->int: return ReferenceSimilarity.index(self, name)
     @property
     def full(self)->dict:
-        "`gradient_affinity` over the reference set at the model as it is (recomputed only after a parameter changed in place: its version counter)."
-        key = tuple((id(p), p._version) for p in self.model.trainable().values())
+        "`gradient_affinity` over the reference set at the model as it is (measured again only when the trainable parameters changed: their sums, a fused optimizer step bumps no version counter)."
+        with torch.no_grad(): key = tuple((id(p), float(p.double().sum()), float(p.double().abs().sum())) for p in self.model.trainable().values())
         if self._at[0] != key: self._at = (key, gradient_affinity(self.model, self.tasks, self.n_samples))
         return self._at[1]
     def row(self, task:str, others:list)->tuple:
