@@ -193,6 +193,7 @@ def plot_summary(df:pd.DataFrame, metrics=("A_T", "F_T")):
     g = sns.catplot(data=long, x="strategy", y="value", hue="base", col="metric", kind="bar", sharey=False,
                     errorbar=seed_errorbar, height=3.2, aspect=1.3)
     g.set_titles("{col_name}")
+    for ax in g.axes.flat: ax.tick_params(axis="x", rotation=90)  # one label per method: upright they overlap
     return g.figure
 
 def curves_frame(runs:list)->pd.DataFrame:
