@@ -29,7 +29,7 @@ class LoraSettings:
     alpha: float = 16.0             # scale numerator: dW = (alpha / r) * B @ A
     dropout: float = 0.0            # dropout on each adapter's input
     target_modules: str = ATTENTION # regular expression matched in full against Q-Former module names
-    lr_scale: float = 10.0          # adapter learning rate = TrainConfig.lr * lr_scale
+    lr_scale: float = 3.0           # adapter learning rate = TrainConfig.lr * lr_scale (3: tuned on the quick preset's validation items, BENCHMARKS.md)
     train_projection: bool = False  # also train the projection in full (shared by every task, unprotected)
     train_queries: bool = False     # also train the query tokens in full (shared by every task, unprotected)
     merge_past: bool = True         # per-task adapters: fold the frozen ones into the base weights while a task trains
