@@ -142,12 +142,12 @@ def forgetting_runs(runs:list, # run dicts (run.json)
     return [r for r in sel if tuned(r) or (r["config"]["base"], r["config"]["strategy"]) not in pairs]
 
 def group_values(runs:list, base:str, strategy:str, metric:str, items:dict)->dict:
-    "Seed -> (value, item contributions or None) of `metric` for (`base`, `strategy`): the first run of each seed by run id; NaN values dropped. The split of F_T (`report.SPLIT_KEYS`) is read through `report.run_summary`."
+    "Seed -> (value, item contributions or None) of `metric` for (`base`, `strategy`): the first run of each seed by run id; NaN values dropped. The split of F_T (`report.SPLIT_KEYS`) needs summaries filled by `report.run_summary`, as `comparisons_frame` fills them."
     out = {}
     for r in sorted(runs, key=lambda r: r["run_id"]):
         c = _field(r, "config")
         if _field(r, "config", "base") != base or _field(r, "config", "strategy") != strategy or c["seed"] in out: continue
-        v = run_summary(r).get(metric, math.nan) if metric in SPLIT_KEYS and isinstance(r.get("summary"), dict) else _field(r, "summary", metric)
+        v = _field(r, "summary", metric)
         if v is not None and not math.isnan(v): out[c["seed"]] = (float(v), (items.get((r["run_id"], metric)) or (None, None))[1])
     return out
 

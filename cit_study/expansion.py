@@ -14,7 +14,7 @@ from fastcore.basics import patch
 
 from .core import ConfigError, derive_seed
 from .strategies import Strategy, register
-from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder, SIMILARITY_SOURCES, method_similarity
+from .similarity import SimilarityConfig, TaskEmbedder, check_source, method_similarity
 
 # %% auto #0
 __all__ = ['tune_keys', 'route', 'EProjConfig', 'EProj', 'TSEProjConfig', 'TSEProj']
@@ -186,7 +186,7 @@ class TSEProjConfig(EProjConfig):
         if self.tau is not None and not 0 <= self.tau <= 1: raise ConfigError(f"tau: must be in [0, 1] (similarities are products of sigmoids) or None, got {self.tau}")
         if not 0 <= self.tau_quantile <= 1: raise ConfigError(f"tau_quantile: must be in [0, 1], got {self.tau_quantile}")
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
-        if self.similarity_source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {self.similarity_source!r} is not one of {SIMILARITY_SOURCES}")
+        check_source(self.similarity_source)
         super().__post_init__()
 
     def similarity(self)->SimilarityConfig: return SimilarityConfig(self.image_encoder, self.text_encoder, self.sim_samples)

@@ -315,8 +315,7 @@ def floored_forgetting(matrix, # (T+1) x (n_initial+T) scores, as `cl_summary`
     a = _as_matrix(matrix, n_initial); f = np.asarray(floors, float)
     if f.shape != (a.shape[1],): raise ConfigError(f"floored_forgetting: {f.size} floors for {a.shape[1]} task columns")
     T, c = a.shape[0] - 1, lambda k: n_initial + k - 1
-    clip = np.where(np.isnan(a), np.nan, np.maximum(a, f))  # NaN where the row was not evaluated or the floor is unknown
-    clip[:, np.isnan(f)] = np.nan
+    clip = np.maximum(a, f)  # NaN propagates: where the row was not evaluated or the floor is unknown
     return _nanmean([_nanmax(clip[1:T, c(k)] - clip[T, c(k)]) for k in range(1, T)])
 
 # %% ../nbs/06_metrics.ipynb #347f4515
@@ -328,11 +327,8 @@ def forgetting_split(matrix, # (T+1) x (n_initial+T) scores (generated outputs, 
                     )->dict:
     "F_T split: `F_T_floor` (drops down to the floor), `F_T_knowledge` (floored, format-free scores), `F_T_format` (well-formed share); `A_T_knowledge`; `retention_learned` (`held_in_retention`). NaN where a matrix is missing."
     out = {"F_T_floor": floored_forgetting(matrix, floors, n_initial)}
-    T, c = len(matrix) - 1, lambda k: n_initial + k - 1
     if knowledge is None: out.update(F_T_knowledge=math.nan, A_T_knowledge=math.nan)
-    else:
-        k = _as_matrix(knowledge, n_initial)
-        out.update(F_T_knowledge=floored_forgetting(k, floors, n_initial), A_T_knowledge=_nanmean([k[T, c(j)] for j in range(1, T + 1)]))
+    else: out.update(F_T_knowledge=floored_forgetting(knowledge, floors, n_initial), A_T_knowledge=cl_summary(knowledge, n_initial)["A_T"])
     out["F_T_format"] = math.nan if well_formed is None else cl_summary(well_formed, n_initial)["F_T"]
     out["retention_learned"] = held_in_retention(matrix, floors, n_initial)
     return out

@@ -23,7 +23,8 @@ __all__ = ['IMAGE_ENCODERS', 'TEXT_ENCODERS', 'EFFICIENTNET_SIZE', 'efficientnet
            'colour_edge_stats', 'colour_edge', 'load_minilm', 'minilm', 'load_sentence_minilm', 'minilm_mean', 'bow',
            'fit_tfidf', 'tfidf', 'corpus_key', 'encode_texts', 'SimilarityConfig', 'TaskEmbedder', 'cosine_matrix',
            'zscore_sigmoid', 'modality_similarity', 'similarity_matrix', 'reference_similarity', 'ReferenceSimilarity',
-           'task_gradient', 'gradient_affinity', 'GradientSimilarity', 'method_similarity', 'run_similarity']
+           'task_gradient', 'gradient_affinity', 'GradientSimilarity', 'check_source', 'method_similarity',
+           'run_similarity']
 
 # %% ../nbs/07_similarity.ipynb #0bf30689
 IMAGE_ENCODERS, TEXT_ENCODERS = {}, {}
@@ -406,7 +407,7 @@ class ReferenceSimilarity:
         "s(task, k) for each k in `others` (float64), and per modality the raw cosines cos_m(task, k)."
         i, ks = self.index(task), [self.index(k) for k in others]
         f = self.full
-        return f["matrix"][i, ks], {m: f["cosine"][m][i, ks] for m in MODALITIES}
+        return f["matrix"][i, ks], {m: c[i, ks] for m, c in f["cosine"].items()}
 
 # %% ../nbs/07_similarity.ipynb #0f2f171d
 GRAD_SAMPLES = 32  # training samples per task whose mean loss gradient is its gradient-affinity vector
@@ -443,31 +444,29 @@ def gradient_affinity(model, # an `LMM`, as it is now
     return {"tasks": [t.name for t in tasks], "matrix": s, "per_modality": {"gradient": s}, "cosine": {"gradient": cos}}
 
 # %% ../nbs/07_similarity.ipynb #7a621360
-class GradientSimilarity:
-    "s(t, k) and the raw gradient cosines among a fixed reference set of tasks, measured at the model as it is when asked."
+class GradientSimilarity(ReferenceSimilarity):
+    "s(t, k) and the raw gradient cosines among a fixed reference set of tasks, measured at the model as it is when asked (`ReferenceSimilarity`'s `index` and `row`)."
     def __init__(self, model, # the `LMM` being trained
                  tasks:list, # `TaskData` of the reference set: every task of the run
                  n_samples:int=GRAD_SAMPLES):
         self.model, self.tasks, self.n_samples, self._at = model, list(tasks), n_samples, (None, None)
-    def index(self, name:str)->int: return ReferenceSimilarity.index(self, name)
     @property
     def full(self)->dict:
         "`gradient_affinity` over the reference set at the model as it is (measured again only when the trainable parameters changed: their sums, a fused optimizer step bumps no version counter)."
         with torch.no_grad(): key = tuple((id(p), float(p.double().sum()), float(p.double().abs().sum())) for p in self.model.trainable().values())
         if self._at[0] != key: self._at = (key, gradient_affinity(self.model, self.tasks, self.n_samples))
         return self._at[1]
-    def row(self, task:str, others:list)->tuple:
-        "s(task, k) for each k in `others` (float64), and the raw gradient cosines, at the model as it is."
-        i, ks = self.index(task), [self.index(k) for k in others]
-        f = self.full
-        return f["matrix"][i, ks], {"gradient": f["cosine"]["gradient"][i, ks]}
 
 SIMILARITY_SOURCES = ("embedding", "gradient")  # what a method's s(t, k) is computed from
+
+def check_source(source:str):
+    "Refuse an unknown `similarity_source`, naming the known ones."
+    if source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {source!r} is not one of {SIMILARITY_SOURCES}")
 
 def method_similarity(source:str, # 'embedding' (`ReferenceSimilarity`) or 'gradient' (`GradientSimilarity`)
                       model, embedder:TaskEmbedder, tasks:list)->ReferenceSimilarity|GradientSimilarity:
     "The similarity a method reads over its reference set `tasks`: task embeddings (the method's) or gradient affinity at the model as it is."
-    if source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {source!r} is not one of {SIMILARITY_SOURCES}")
+    check_source(source)
     return ReferenceSimilarity(embedder, tasks) if source == "embedding" else GradientSimilarity(model, tasks)
 
 

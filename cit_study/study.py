@@ -47,10 +47,11 @@ def similarity_order(names:list, # task names
 
 def decision_similarities(preset_name:str, base:str, cache:str|Path|None=None)->list:
     "Per stream task with a task it may reuse (the initial tasks and the earlier stream tasks): its largest similarity to one, the statistic TS-EProj compares with tau; over the run's reference set (every task of the run, held-in ones first), with TS-EProj's default encoders."
+    from types import SimpleNamespace
     cfg = make_config(preset_name, base); evaluated, initial, stream = load_task_data(cfg, evaluated=True)
-    sim = run_similarity(cfg.load_base(cache), evaluated + initial + stream, make_strategy("ts_eproj", {}).cfg.similarity(), cache)
-    s, ne, n0 = np.asarray(sim["matrix"], dtype=float), len(evaluated), len(initial)
-    return [float(s[ne + n0 + i, ne:ne + n0 + i].max()) for i in range(len(stream)) if n0 + i > 0]
+    ts = make_strategy("ts_eproj", {})
+    ts.setup(cfg.load_base(cache), SimpleNamespace(evaluated=evaluated, initial=initial, stream=stream, cache=cache, seed=cfg.seed))
+    return ts.decision_similarities()  # TS-EProj's own statistic, over its own reference set
 
 def tau_grid(values:list # the decision similarities (`decision_similarities`)
             )->list:
@@ -214,13 +215,13 @@ def gradient_after_first(cfg, # the preset's run config of one base
     `run_similarity`'s layout, one modality ('gradient'); not symmetric."""
     import torch
     from cit_study.train import train_task
-    from cit_study.similarity import task_gradient, zscore_sigmoid, GRAD_SAMPLES
+    from cit_study.similarity import task_gradient, zscore_sigmoid, cosine_matrix, GRAD_SAMPLES
     T = len(tasks); cos = torch.eye(T, dtype=torch.float64)
     for i, a in enumerate(tasks):
         m = cfg.load_base(cache); s = make_strategy("seqft"); s.setup(m, None)
         train_task(m, s, 1, a, cfg.train, seed, progress=False)
         g = [task_gradient(m, t.train[:GRAD_SAMPLES]) for t in tasks]
-        cos[i] = torch.stack([torch.nn.functional.cosine_similarity(g[i], x, dim=0) for x in g]); cos[i, i] = 1.0
+        cos[i] = cosine_matrix(g)[i]
     s = zscore_sigmoid(cos)
     return to_jsonable({"tasks": [t.name for t in tasks], "matrix": s, "per_modality": {"gradient": s}, "cosine": {"gradient": cos},
                         "measured": f"row a: the base after training a alone ({cfg.train.steps_per_task} steps, seed {seed})"})

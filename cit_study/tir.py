@@ -11,7 +11,7 @@ import torch
 from .core import ConfigError
 from .strategies import register
 from .regularisation import RegConfig, EWC, EWCConfig, MAS, SI, SIConfig
-from .similarity import ReferenceSimilarity, SimilarityConfig, TaskEmbedder, SIMILARITY_SOURCES, method_similarity
+from .similarity import SimilarityConfig, TaskEmbedder, check_source, method_similarity
 
 # %% auto #0
 __all__ = ['TIRFields', 'TIRMixin', 'TIREWCConfig', 'TIREWC', 'TIRMASConfig', 'TIRMAS', 'TIRSIConfig', 'TIRSI', 'TIREWCS0Config',
@@ -30,7 +30,7 @@ class TIRFields:
 
     def check_tir(self):
         if self.sim_samples < 1: raise ConfigError(f"sim_samples: must be >= 1, got {self.sim_samples}")
-        if self.similarity_source not in SIMILARITY_SOURCES: raise ConfigError(f"similarity_source: {self.similarity_source!r} is not one of {SIMILARITY_SOURCES}")
+        check_source(self.similarity_source)
         self.similarity()  # validates the encoder names
 
     def similarity(self)->SimilarityConfig:
