@@ -76,7 +76,8 @@ def build_parser()->argparse.ArgumentParser:
     st.add_argument("--workers", type=int, default=1, help="runs at once, each in its own kernel with its share of the cores")
     st.add_argument("--out", default=None, help="output folder (default: reports/PRESET)")
     st.add_argument("--cache", default=None, help="cache folder for built bases")
-    st.add_argument("--seed-offset", type=int, default=0, help="added to every run's seed: the study at a disjoint set of seeds (copy the first study's tuning.json into OUT to keep its strengths)")
+    st.add_argument("--seed-offset", type=int, default=0, help="added to every run's seed but the tuning's: the study at a disjoint set of seeds (copy the first study's tuning.json into OUT to keep its strengths)")
+    st.add_argument("--retune", action="store_true", help="run the tuning protocol even where the preset reads committed choices (the quick preset reads reports/tuning/quick.json)")
     b = sub.add_parser("bench", help="measure costs side by side and write JSON", description="methods: every method's training-step time (and memory) against SeqFT on the tiny model, in one process. perf: the training step against plain transformers eager on every model shape this device runs, the feature cache against none, batched evaluation against batch size 1. study: each preset's study end to end in a fresh results folder, bases built first and timed on their own. learn: each task trained alone from each base of the (first) preset, scored beside its zero-shot score and its no-learning baselines. gpu: the GPU paths never run on a CPU (the step on the real BLIP-2 / InstructBLIP shapes in bf16, a mini-real stream, the tests marked gpu), each check recorded, exit 1 if any failed (make gpu-check).")
     b.add_argument("what", choices=["methods", "perf", "study", "learn", "gpu"], help="what to measure")
     b.add_argument("--presets", default="smoke,quick", help="study: comma-separated presets")
@@ -163,7 +164,7 @@ def _study(a):
     from cit_study.study import run_study
     if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
     res = run_study(a.preset, a.out, a.cache, progress=not a.quiet, studies=[x for x in a.studies.split(",") if x] or None, workers=a.workers,
-                    seed_offset=a.seed_offset)
+                    seed_offset=a.seed_offset, retune=a.retune)
     print(f"study {a.preset}: bases {res['bases_seconds']/60:.1f} min, runs {res['runs_seconds']/60:.1f} min, "
           f"total {res['total_seconds']/60:.1f} min; report {res['report']}")
     return 1 if res["sweep"]["failed"] else 0

@@ -125,7 +125,7 @@ METHODS = methods(*(f for f in FAMILIES if f != "other"))  # every method of the
 TUNED_AS = {n: c.tuned_as for n, c in registry().items() if c.tuned_as}  # ablations run at the strength chosen for the method they ablate
 
 def strength_param(strategy:str)->str|None:
-    "The name of the method's strength setting (its penalty's or distillation's `lam`, DER++'s `alpha`), or None when it has none."
+    "The name of the method's tuned setting (its penalty's or distillation's `lam`, DER++'s `alpha`, LoRA's `lr_scale`, ER's `fraction`, TS-EProj's `tau_quantile`), or None when it has none."
     cfg = to_jsonable(check_strategy(strategy, {}))
     k = registry()[strategy].strength
     return k if isinstance(cfg.get(k), (int, float)) and not isinstance(cfg.get(k), bool) else None
@@ -150,11 +150,12 @@ PAIR_CONTROLS = dict(conflict=["classify", "classify_swap"], disjoint=["classify
 PAPER_STREAM = ["classify", "count", "ocr", "vizwiz", "tally", "size"]  # the quick stream and two kinds both bases learn in 150 steps, alone and jointly (BENCHMARKS.md, Learnability)
 
 # %% ../nbs/09a_config.ipynb #bf456c1b
-def _studies(forgetting:dict # the preset's forgetting study
+def _studies(forgetting:dict, # the preset's forgetting study
+             **tuning # settings of its tuning study beside the protocol's (`study.TUNING_PROTOCOL`), e.g. `read`: committed choices
             )->dict:
     "The studies of `quick` and `paper`: their own forgetting study; the others alike, at one seed (three for the pairwise drops the encoder study reads)."
     return dict(
-        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ewc", "mas", "tir_ewc", "tir_mas"], seed=[0]), factors=[0.1, 1, 10]),
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=_TUNABLE, seed=[100, 101]), **tuning),  # seeds no study is scored at
         forgetting=forgetting,
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2"], strategy=["tir_ewc", "ts_eproj"], seed=[0]),
@@ -173,7 +174,8 @@ PRESETS = {
         stream=["classify", "ocr", "vizwiz"],  # tasks the smoke bases learn in 150 steps, alone and jointly (the learning gate in tests/test_study.py)
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=["seqft", "joint"], seed=[0])))),
     "quick": dict(**_QUICK_SIZES,  # the 25-minute demonstration: one seed (no interval decides anything below 3)
-                  studies=_studies(dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0])))),
+                  # the tuning protocol's choices are read from the committed record of its run at this preset (`cit-study study --retune` runs it again)
+                  studies=_studies(dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0])), read="reports/tuning/quick.json")),
     "paper": dict(  # the published study: six stream tasks of 256 test items (held-in tasks 128), five seeds for the claimed methods and three for the rest;
         # to hold two hours on two cores the threshold, encoder and order studies run one seed (BENCHMARKS.md, Study wall time)
         bases={**_QUICK_SIZES["bases"], "world": dict(n_train=400, n_val=64, n_test=256), "held_in_test": 128},
@@ -188,8 +190,7 @@ PRESETS = {
         stream=["classify", "count", "gqa", "ground"],
         studies=dict(forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])))),
     "full": dict(**{**_QUICK_SIZES, "train": dict(steps_per_task=400, bs=16, eval_bs=64)}, studies=dict(
-        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=_TUNABLE, seed=[0]),
-                    factors=[0.1, 0.3, 1, 3, 10]),
+        tuning=dict(grid=dict(base=["blip2", "instructblip"], strategy=_TUNABLE, seed=[100, 101])),
         forgetting=dict(grid=dict(base=["blip2", "instructblip"], strategy=METHODS, seed=[0, 1, 2])),
         thresholds=dict(grid=dict(base=["blip2", "instructblip"], strategy=["ts_eproj"], seed=[0, 1, 2]), tau="regimes"),
         encoders=dict(grid=dict(base=["blip2", "instructblip"], strategy=["tir_ewc", "tir_mas", "tir_si", "ts_eproj"], seed=[0, 1, 2]),

@@ -191,7 +191,7 @@ class TSEProjConfig(EProjConfig):
 
     def similarity(self)->SimilarityConfig: return SimilarityConfig(self.image_encoder, self.text_encoder, self.sim_samples)
 
-@register("ts_eproj", "TS-EProj", "similarity-informed", claimed=True, reference="eproj")
+@register("ts_eproj", "TS-EProj", "similarity-informed", claimed=True, reference="eproj", strength="tau_quantile")
 class TSEProj(EProj):
     "Similarity-gated expansion: reuse the most similar earlier task's expert above tau (a copy of a held-in task's), else add one."
     Config = TSEProjConfig

@@ -120,7 +120,7 @@ class LoraStrategy(Strategy):
                 "extra_memory_mb": (ab + self._state_bytes()) / 2**20}
 
 # %% ../nbs/08b_lora.ipynb #7f9d0e18
-@register("lora", "LoRA", "baseline", claimed=True)
+@register("lora", "LoRA", "baseline", claimed=True, strength="lr_scale")
 class SeqLoRA(LoraStrategy):
     "Sequential LoRA: one adapter on the Q-Former, trained task after task."
     per_task = False

@@ -100,7 +100,7 @@ class Memory(Strategy):
         return {"memory_samples": len(mem), "memory_per_task": self.per_task(mem), "extra_memory_mb": sum(s.image.nbytes for s in mem) / 2**20}
 
 # %% ../nbs/08c_replay.ipynb #5be0d7a9
-@register("er", "ER", "replay", claimed=True)
+@register("er", "ER", "replay", claimed=True, strength="fraction")
 class ER(Memory):
     "Experience replay: the stored samples of the initial and earlier stream tasks mixed into the new task's data."
     Config = ERConfig

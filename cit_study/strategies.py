@@ -18,7 +18,7 @@ FAMILIES = ("baseline", "control", "regularisation", "replay", "expansion", "sim
 IDENTITY = dict(claimed=False,     # one of the methods the paper's claims name (more seeds in the published study)
                 reference="seqft", # the method its secondary comparison is judged against
                 tuned_as="",       # an ablation runs at the strength tuned for this method ('': its own)
-                strength="lam")    # the setting a tuning study varies (ignored when the config has no such number)
+                strength="lam")    # the setting a tuning study varies: a strength, rate, memory share or quantile (ignored when the config has no such number)
 
 def register(name:str,        # registry name (run configs, the CLI, run ids)
              title:str="",    # display title in reports ('': the name)

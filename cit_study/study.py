@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .core import ConfigError, atomic_write_json, read_json, to_jsonable, hardware
 from .synthetic import TASK_NAMES, load_task
-from .methods import make_strategy
+from .methods import make_strategy, check_strategy
 from .similarity import SimilarityConfig, run_similarity
 from .config import preset, make_config, load_task_data, strength_param, TUNED_AS, METHODS
 from .results import read_run
@@ -20,9 +20,10 @@ from .runner import run_id_of
 from .sweeps import expand_grid, run_all
 
 # %% auto #0
-__all__ = ['STUDIES', 'ORDERS', 'TUNING_RULE', 'canonical_params', 'similarity_order', 'decision_similarities', 'tau_grid',
-           'rotations', 'stream_orders', 'default_strength', 'tuning_runs', 'choose_strengths', 'apply_tuning',
-           'pair_streams', 'plan_study', 'encoder_similarities', 'gradient_after_first', 'run_study']
+__all__ = ['STUDIES', 'ORDERS', 'TUNING_RULE', 'TUNING_PROTOCOL', 'canonical_params', 'similarity_order', 'decision_similarities',
+           'tau_grid', 'rotations', 'stream_orders', 'default_strength', 'tuning_ladder', 'tuning_runs',
+           'choose_strengths', 'widen', 'run_tuning', 'apply_tuning', 'pair_streams', 'plan_study',
+           'encoder_similarities', 'gradient_after_first', 'read_tuning', 'run_study']
 
 # %% ../nbs/15_study.ipynb #8d04ad0b
 STUDIES = ("tuning", "forgetting", "thresholds", "encoders", "order", "pairwise")  # tuning first: the others use its choices
@@ -79,53 +80,154 @@ def stream_orders(order:str, # one of `ORDERS`
     return [similarity_order(sim["tasks"], sim["matrix"])]
 
 # %% ../nbs/15_study.ipynb #865c60b0
-TUNING_RULE = ("the strength with the highest validation A_T (mean over seeds of the final average score on the stream tasks' validation "
-               "items); a tie goes to the value nearer the method's default (in log factor), then to the smaller")
+TUNING_RULE = ("the value with the highest validation A_T (mean over the tuning seeds of the final average score on the stream tasks' "
+               "validation items); a tie goes to the value nearer the method's default (in rungs of its ladder), then to the smaller")
 
-def _sig(x:float)->float: return float(f"{x:.6g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
+TUNING_PROTOCOL = dict(  # what the tuning study does, fixed before its runs (each preset's `studies.tuning` may set the seeds, step and widenings)
+    seeds=[100, 101],            # tuning seeds: at least two per value, disjoint from every seed a study is scored at
+    stability_seeds=[102, 103],  # a second pair: the final grid again, chosen by the same rule; the share of choices it repeats is the stability
+    step=10 ** 0.5,              # neighbouring values of a strength, rate or fraction differ by this factor (two per decade)
+    widen=3,                     # at most this many widenings: while a choice sits at an edge of the values tried, the next value beyond it is run
+    quantiles=[0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95])  # the ladder of a quantile setting (TS-EProj's `tau_quantile`)
+
+def _sig(x:float, digits:int=6)->float: return float(f"{x:.{digits}g}")  # 0.1 x 0.1 is 0.01, not 0.010000000000000002
 
 def default_strength(strategy:str)->float:
-    "The method's default strength."
+    "The method's default value of its tuned setting (`config.strength_param`)."
     return float(getattr(make_strategy(strategy, {}).cfg, strength_param(strategy)))
 
-def tuning_runs(grid:dict, # base, strategy and seed lists
-                factors:list, # multiples of each method's default strength, e.g. [0.1, 0.3, 1, 3, 10]
-                fixed:dict # parameters every run shares (the preset)
+def _valid(strategy:str, k:str, v:float)->bool:
+    try: check_strategy(strategy, {k: v}); return True
+    except ConfigError: return False
+
+def tuning_ladder(strategy:str, protocol:dict|None=None)->tuple:
+    """The values the tuning study may try for `strategy`'s tuned setting, ascending, and the default's index: a quantile
+    setting's `quantiles`, or the default times `step`**k (k = -(widen+1) .. widen+1, three significant digits) without
+    the values its config refuses (a fraction above 1): the ladder's ends are the domain's or the last widening's."""
+    p = {**TUNING_PROTOCOL, **(protocol or {})}
+    k = strength_param(strategy)
+    if k is None: raise ConfigError(f"studies.tuning.grid.strategy: {strategy!r} has nothing to tune; these have: {[m for m in METHODS if strength_param(m)]}")
+    d = default_strength(strategy)
+    if k.endswith("quantile"): vals = sorted(set(p["quantiles"]) | {d})
+    else:
+        n = p["widen"] + 1
+        vals = [d if i == 0 else _sig(d * p["step"] ** i, 3) for i in range(-n, n + 1)]
+    vals = [v for v in vals if _valid(strategy, k, v)]
+    return vals, vals.index(d)
+
+def _distance(strategy:str, v:float, protocol:dict|None=None)->float:
+    "How far `v` lies from the default: in rungs of the method's ladder (in log factor, or in quantile, off the ladder)."
+    vals, i = tuning_ladder(strategy, protocol)
+    if v in vals: return abs(vals.index(v) - i)
+    d = default_strength(strategy)
+    return abs(v - d) if strength_param(strategy).endswith("quantile") else abs(math.log(v / d))
+
+def _window(strategy:str, protocol:dict|None=None)->list:
+    "The ladder indices a tuning starts from: the default and its two neighbours."
+    vals, i = tuning_ladder(strategy, protocol)
+    return [j for j in (i - 1, i, i + 1) if 0 <= j < len(vals)]
+
+def tuning_runs(grid:dict, # base, strategy and seed (the tuning seeds) lists, and any further axis every tuning run shares
+                fixed:dict, # parameters every run shares (the preset)
+                windows:dict|None=None, # (base, strategy) -> the ladder indices to run; None: every pair's default and its two neighbours
+                protocol:dict|None=None, # `TUNING_PROTOCOL` overrides
+                seeds:list|None=None # seeds to run (None: `grid['seed']`)
                )->list:
-    "The tuning study's runs: each method at its default strength times each factor, every row scored on the validation items."
-    if not isinstance(factors, list) or not factors or not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
-        raise ConfigError(f"studies.tuning.factors: expected a non-empty list of positive numbers, got {factors!r}")
+    "The tuning study's runs: each method at each value of its window, every row scored on the validation items."
+    if windows is None: windows = {(b, s): _window(s, protocol) for b in grid["base"] for s in grid["strategy"]}
     runs = []
-    for s in grid["strategy"]:
-        k = strength_param(s)
-        if k is None: raise ConfigError(f"studies.tuning.grid.strategy: {s!r} has no strength to tune; these have: {[m for m in METHODS if strength_param(m)]}")
-        runs += [r for f in factors for r in expand_grid({**grid, "strategy": [s]},
-                                                         {**fixed, "eval_split": "val", "strategy_params": {k: _sig(default_strength(s) * f)}})]
+    for (b, s), idx in windows.items():
+        vals, _ = tuning_ladder(s, protocol); k = strength_param(s)
+        runs += [r for j in idx for r in expand_grid({**grid, "base": [b], "strategy": [s], "seed": seeds or grid["seed"]},
+                                                      {**fixed, "eval_split": "val", "strategy_params": {k: vals[j]}})]
     return runs
 
-def choose_strengths(runs:list # finished runs (run.json dicts); those scored on the validation split with a tunable method are read
+def choose_strengths(runs:list, # finished runs (run.json dicts); those scored on the validation split with a tunable method are read
+                     seeds:list|None=None, # read only these seeds (None: all)
+                     protocol:dict|None=None # `TUNING_PROTOCOL` overrides (the ladder a tie is judged on)
                     )->dict:
-    "base -> method -> the strength `TUNING_RULE` chooses, with every strength's validation A_T (mean over seeds) beside it."
+    "base -> method -> the value `TUNING_RULE` chooses, with every value's validation A_T (mean over seeds, and per seed) beside it."
     acc = {}
     for r in runs:
         c = r["config"]; s = c["strategy"]; k = strength_param(s)
-        if k is None or c["train"].get("eval_split", "test") != "val": continue
+        if k is None or c["train"].get("eval_split", "test") != "val" or (seeds is not None and c["seed"] not in seeds): continue
         v = float(c["strategy_params"].get(k, default_strength(s)))
-        acc.setdefault((c["base"], s, k), {}).setdefault(v, []).append(float(r["summary"]["A_T"]))
+        acc.setdefault((c["base"], s, k), {}).setdefault(v, {})[c["seed"]] = float(r["summary"]["A_T"])
     out = {}
     for (base, s, k), by in acc.items():
         d = default_strength(s)
-        grid = [{"value": v, "factor": _sig(v / d), "val_A_T": sum(a) / len(a), "seeds": len(a)} for v, a in sorted(by.items())]
+        grid = [{"value": v, "factor": _sig(v / d) if d else None, "val_A_T": sum(a.values()) / len(a), "seeds": len(a),
+                 "per_seed": {str(x): a[x] for x in sorted(a)}} for v, a in sorted(by.items())]
         best = max(g["val_A_T"] for g in grid)
-        pick = min((g for g in grid if g["val_A_T"] >= best - 1e-9), key=lambda g: (abs(math.log(g["factor"])), g["value"]))
+        pick = min((g for g in grid if g["val_A_T"] >= best - 1e-9), key=lambda g: (_distance(s, g["value"], protocol), g["value"]))
         out.setdefault(base, {})[s] = {"param": k, "value": pick["value"], "factor": pick["factor"], "val_A_T": pick["val_A_T"],
                                        "default": d, "grid": grid, "rule": TUNING_RULE}
     return out
 
+def widen(choices:dict, # `choose_strengths` of the current windows
+          windows:dict, # (base, strategy) -> ladder indices run so far
+          protocol:dict|None=None)->dict:
+    "The windows to run next: each choice at an edge of its window gains the ladder's next value beyond it (none where the ladder ends)."
+    out = {}
+    for (b, s), idx in windows.items():
+        ch = choices.get(b, {}).get(s)
+        if ch is None: continue
+        vals, _ = tuning_ladder(s, protocol); j = vals.index(ch["value"])
+        new = [x for x in ([j - 1] if j == min(idx) else []) + ([j + 1] if j == max(idx) else []) if 0 <= x < len(vals) and x not in idx]
+        if new: out[(b, s)] = sorted(idx + new)
+    return out
+
+def run_tuning(spec:dict, # the preset's `studies.tuning`: `grid` (base, strategy, seed) and `TUNING_PROTOCOL` overrides
+               fixed:dict, # parameters every run shares (the preset)
+               run, # list of run parameters -> the finished runs (run.json dicts) among them
+               record=None # called with the record so far: before any run (protocol and rule), after each round, at the end
+              )->dict:
+    """The tuning protocol: the default and its neighbours at the tuning seeds; while a choice sits at an edge of the
+    values tried, the next value beyond it (at most `widen` rounds); then the final grid at the stability seeds, chosen
+    by the same rule. Returns the record: the protocol and rule, the choices (each with its grid, the values tried,
+    whether it is interior, and the stability seeds' choice) and the stability (the share of choices the second pair
+    of seeds repeats)."""
+    p = {**TUNING_PROTOCOL, **{k: v for k, v in spec.items() if k in TUNING_PROTOCOL}, "seeds": list(spec["grid"].get("seed", TUNING_PROTOCOL["seeds"]))}
+    if len(p["seeds"]) < 2 or set(p["seeds"]) & set(p["stability_seeds"]):
+        raise ConfigError(f"studies.tuning: at least two tuning seeds, none of them a stability seed; got seeds {p['seeds']}, stability_seeds {p['stability_seeds']}")
+    grid = {**spec["grid"], "seed": p["seeds"]}
+    say = record or (lambda r: None)
+    windows = {(b, s): _window(s, p) for b in grid["base"] for s in grid["strategy"]}
+    rec = {"rule": TUNING_RULE, "protocol": p, "status": "planned", "rounds": [],
+           "start": {f"{b}/{s}": [tuning_ladder(s, p)[0][j] for j in w] for (b, s), w in windows.items()}, "choices": {}}
+    say(rec)
+    done, ran, choices = [], {}, {}
+    for rnd in range(p["widen"] + 1):
+        todo = {k: [j for j in w if j not in ran.get(k, ())] for k, w in windows.items()}
+        todo = {k: v for k, v in todo.items() if v}
+        if not todo: break
+        done += run(tuning_runs(grid, fixed, todo, p))
+        for k, v in todo.items(): ran.setdefault(k, set()).update(v)
+        choices = choose_strengths(done, p["seeds"], p)
+        rec["rounds"].append({"runs": sum(len(v) for v in todo.values()) * len(p["seeds"]),
+                              "values": {f"{b}/{s}": [tuning_ladder(s, p)[0][j] for j in v] for (b, s), v in todo.items()}})
+        rec.update(status="widening", choices=choices); say(rec)
+        if rnd < p["widen"]: windows.update(widen(choices, windows, p))
+    second = choose_strengths(run(tuning_runs(grid, fixed, windows, p, seeds=p["stability_seeds"])), p["stability_seeds"], p)
+    same = []
+    for b, ms in choices.items():
+        for s, ch in ms.items():
+            vals, _ = tuning_ladder(s, p); j, idx = vals.index(ch["value"]), windows[(b, s)]
+            ch["tried"] = [vals[x] for x in idx]
+            ch["interior"] = min(idx) < j < max(idx)
+            ch["edge"] = None if ch["interior"] else ("the ladder's end" if j in (0, len(vals) - 1) else "the last widening's")
+            o = second.get(b, {}).get(s)
+            ch["stability"] = {"seeds": p["stability_seeds"], "value": o["value"] if o else None, "same": bool(o and o["value"] == ch["value"]),
+                               "grid": o["grid"] if o else []}
+            same.append(ch["stability"]["same"])
+    rec.update(status="done", choices=choices, stability={"same": sum(same), "of": len(same), "share": sum(same) / len(same) if same else None})
+    say(rec)
+    return rec
+
 def apply_tuning(runs:list, # template parameters, one dict per run
                  choices:dict # `choose_strengths`
                 )->list:
-    "The runs with each (base, method)'s chosen strength, where a run does not set the strength itself, and where it came from (`tuning`)."
+    "The runs with each (base, method)'s chosen value, where a run does not set it itself, and where it came from (`tuning`)."
     out = []
     for r in runs:
         ch = choices.get(r["base"], {}).get(TUNED_AS.get(r["strategy"], r["strategy"]))
@@ -136,7 +238,7 @@ def apply_tuning(runs:list, # template parameters, one dict per run
     return out
 
 # %% ../nbs/15_study.ipynb #dc985d02
-_AXES = {"tuning": {"factors"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text", "sources"}, "order": {"orders"}, "pairwise": {"controls"}}
+_AXES = {"tuning": {"read", "stability_seeds", "step", "widen", "quantiles"}, "forgetting": {"more"}, "thresholds": {"tau"}, "encoders": {"pairs", "image", "text", "sources"}, "order": {"orders"}, "pairwise": {"controls"}}
 
 def pair_streams(stream:list, # the preset's stream tasks
                  controls:dict # name -> [a, b]: planted pairs run as well (`PAIR_CONTROLS`)
@@ -164,7 +266,7 @@ def plan_study(preset_name:str, # a preset with `studies`
         spec = specs[name]; grid, fixed = dict(spec["grid"]), {"preset": preset_name}
         extra = sorted(set(spec) - {"grid"} - _AXES[name])
         if extra: raise ConfigError(f"studies.{name}: unknown key(s) {extra}; known: {sorted(_AXES[name] | {'grid'})}")
-        if name == "tuning": runs = tuning_runs(grid, spec.get("factors", []), fixed)
+        if name == "tuning": runs = [] if "read" in spec else tuning_runs(grid, fixed, protocol=spec)  # the first round; `run_study` widens
         elif name == "thresholds":
             if spec["tau"] == "regimes":  # one tau per regime of the decisions each base's similarities give
                 runs = [r for b in grid["base"] for tau in tau_grid(decision_similarities(preset_name, b, cache))
@@ -188,8 +290,12 @@ def plan_study(preset_name:str, # a preset with `studies`
             bad = sorted(set(spec["more"]) - set(grid))
             if bad: raise ConfigError(f"studies.{name}.more: key(s) {bad} are not axes of its grid {sorted(grid)}")
             runs += [r for r in expand_grid({**grid, **spec["more"]}, fixed) if r not in runs]
-        for r in runs: r["strategy_params"] = canonical_params(r["strategy"], r.get("strategy_params", {})); r["seed"] += seed_offset
+        for r in runs: r["strategy_params"] = canonical_params(r["strategy"], r.get("strategy_params", {})); r["seed"] += seed_offset if name != "tuning" else 0
         plan[name] = runs
+    if "tuning" in specs:  # tuning seeds are never test seeds
+        t = specs["tuning"]; tuning_seeds = set(t["grid"].get("seed", [])) | set(t.get("stability_seeds", TUNING_PROTOCOL["stability_seeds"]))
+        clash = sorted(tuning_seeds & {r["seed"] for k, rs in plan.items() if k != "tuning" for r in rs})
+        if clash: raise ConfigError(f"studies.tuning: seed(s) {clash} of preset {preset_name!r} are also scored by another study; tuning seeds must be disjoint from them")
     return plan
 
 # %% ../nbs/15_study.ipynb #dee2b964
@@ -227,10 +333,22 @@ def gradient_after_first(cfg, # the preset's run config of one base
                         "measured": f"row a: the base after training a alone ({cfg.train.steps_per_task} steps, seed {seed})"})
 
 # %% ../nbs/15_study.ipynb #031b1b49
+def read_tuning(path:str|Path # a `tuning.json` of an earlier run of the protocol; relative paths are the repository's
+               )->dict:
+    "The committed record of a tuning protocol's run, marked as read (`read_from`): a study that reads its choices runs no tuning."
+    import cit_study
+    f = Path(path) if Path(path).is_absolute() else Path(cit_study.__file__).resolve().parents[1] / path
+    if not f.exists(): raise ConfigError(f"studies.tuning.read: {f} is missing; run the protocol with `cit-study study --retune` and commit its tuning.json there")
+    rec = read_json(f)
+    if rec.get("status") != "done" or not isinstance(rec.get("choices"), dict):
+        raise ConfigError(f"studies.tuning.read: {f} is not a finished tuning record (status {rec.get('status')!r}, expected 'done')")
+    return {**rec, "read_from": str(path)}
+
 def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|None=None, progress:bool=True,
               studies:list|None=None, # which studies (None: all of the preset's)
               workers:int=1, # runs at once
-              seed_offset:int=0 # added to every seed (`plan_study`): with the first study's `tuning.json` copied into `out` and `studies=["forgetting"]`, its replication at disjoint seeds
+              seed_offset:int=0, # added to every seed but the tuning's (`plan_study`): with the first study's `tuning.json` copied into `out` and `studies=["forgetting"]`, its replication at disjoint seeds
+              retune:bool=False # run the tuning protocol even where the preset reads committed choices (`studies.tuning.read`)
              )->dict:
     "Run a preset's studies and build their report site; returns timings and the outcome."
     from cit_study.site import build_site
@@ -247,14 +365,18 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
         for k in ("done", "skipped"): outcome[k] += res[k]
         outcome["failed"].update(res["failed"])
     run_ids = lambda rs: [run_id_of(r, cache) for r in rs]
-    ids = {"tuning": run_ids(plan["tuning"])} if "tuning" in plan else {}
-    if ids:  # first: the other studies run at the strengths it chooses
-        run(plan["tuning"])
-        tuned = [read_run(f) for i in ids["tuning"] if (f := out / "results" / i / "run.json").exists()]
-        atomic_write_json(out / "tuning.json", {"rule": TUNING_RULE, "choices": choose_strengths(tuned)})
+    ids = {"tuning": []} if "tuning" in plan else {}
+    if ids:  # first: the other studies run at the values it chooses
+        spec = p["studies"]["tuning"]
+        if "read" in spec and not retune: atomic_write_json(out / "tuning.json", read_tuning(spec["read"]))
+        else:
+            def run_tuned(rs):
+                run(rs); got = run_ids(rs); ids["tuning"] += got
+                return [read_run(f) for i in got if (f := out / "results" / i / "run.json").exists()]
+            run_tuning(spec, {"preset": preset_name}, run_tuned, lambda rec: atomic_write_json(out / "tuning.json", rec))
     if (out / "tuning.json").exists():  # this study's choices, also when a later call runs the other studies alone
-        choices = read_json(out / "tuning.json")["choices"]
-        plan = {k: rs if k == "tuning" else apply_tuning(rs, choices) for k, rs in plan.items()}
+        choices = read_json(out / "tuning.json")["choices"]  # (the thresholds study varies TS-EProj's threshold itself)
+        plan = {k: rs if k in ("tuning", "thresholds") else apply_tuning(rs, choices) for k, rs in plan.items()}
     ids.update({k: run_ids(rs) for k, rs in plan.items() if k != "tuning"})
     run([r for k, rs in plan.items() if k != "tuning" for r in rs])
     t_runs = time.time() - t0 - t_bases

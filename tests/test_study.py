@@ -1,5 +1,5 @@
 "End-to-end paths: the smoke study through the CLI and papermill, resume, bad input, sweeps."
-import json, re
+import json, math, re
 from pathlib import Path
 
 import numpy as np
@@ -67,30 +67,67 @@ def test_smoke_study_learns_every_stream_task(smoke_study):
 
 @pytest.mark.slow
 def test_tuning_study_chooses_on_validation_items_and_the_other_studies_run_at_its_choice(tmp_path, monkeypatch):
-    "The tuning study runs first, on the validation items; the rule's choice reaches the forgetting study's runs and their run.json; the site shows it."
+    "The tuning protocol runs first, on the validation items at its own seeds; the rule's choice reaches the forgetting study's runs and their run.json; the site shows it."
     import cit_study.study as S
     import cit_study.config as C
     from cit_study.synthetic import load_task
-    studies = {"tuning": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [0]}, "factors": [0.1, 10]},  # LwF: a strength, and cheap
-               "forgetting": {"grid": {"base": ["blip2"], "strategy": ["lwf", "seqft"], "seed": [0]}}}
+    short = {"stream": [["ocr"]], "steps_per_task": [20]}
+    studies = {"tuning": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [100, 101], **short}, "widen": 0},  # LwF: a strength, and cheap
+               "forgetting": {"grid": {"base": ["blip2"], "strategy": ["lwf", "seqft"], "seed": [0], **short}}}
     monkeypatch.setitem(C.PRESETS["smoke"], "studies", studies)  # the plan is made here; the run kernels read only the preset's sizes
     out = tmp_path / "site"
     S.run_study("smoke", out, progress=False)
     plan = read_json(out / "study.json")["studies"]
     tuned = [read_run(out / "results" / i / "run.json") for i in plan["tuning"]]
-    assert sorted(r["config"]["strategy_params"]["lam"] for r in tuned) == [0.1, 10.0] and all(r["config"]["train"]["eval_split"] == "val" for r in tuned)
+    assert sorted({r["config"]["strategy_params"].get("lam", 1.0) for r in tuned}) == [0.316, 1.0, 3.16]  # the default and its two neighbours
+    assert sorted(r["config"]["seed"] for r in tuned) == [100] * 3 + [101] * 3 + [102] * 3 + [103] * 3  # tuning seeds, then the stability seeds
+    assert all(r["config"]["train"]["eval_split"] == "val" for r in tuned)
     world = make_config("smoke").bases.world
     preds = read_json(out / "results" / tuned[0]["run_id"] / "predictions.json")
     for t in tuned[0]["config"]["stream"]:  # every row scored the validation items, not the test items
         assert set(preds[-1][t]) == {s.id for s in load_task(t, world).val} != {s.id for s in load_task(t, world).test}
-    ch = read_json(out / "tuning.json")["choices"]["blip2"]["lwf"]
-    best = max(tuned, key=lambda r: (r["summary"]["A_T"], -r["config"]["strategy_params"]["lam"]))  # equally near the default 1: a tie goes to the smaller
-    assert ch["value"] == best["config"]["strategy_params"]["lam"] and ch["val_A_T"] == best["summary"]["A_T"] and len(ch["grid"]) == 2
+    rec = read_json(out / "tuning.json")
+    assert rec["status"] == "done" and rec["protocol"]["seeds"] == [100, 101] and rec["rule"] == S.TUNING_RULE
+    ch = rec["choices"]["blip2"]["lwf"]
+    mean = lambda lam, seeds: sum(r["summary"]["A_T"] for r in tuned if r["config"]["strategy_params"].get("lam", 1.0) == lam and r["config"]["seed"] in seeds) / 2
+    by = {lam: mean(lam, (100, 101)) for lam in (0.316, 1.0, 3.16)}
+    best = max(by.values())
+    assert ch["value"] == min((v for v in by if by[v] == best), key=lambda v: (abs(math.log(v)), v)) and ch["val_A_T"] == pytest.approx(best)
+    by2 = {lam: mean(lam, (102, 103)) for lam in (0.316, 1.0, 3.16)}
+    assert ch["stability"]["value"] == min((v for v in by2 if by2[v] == max(by2.values())), key=lambda v: (abs(math.log(v)), v))
+    assert rec["stability"]["same"] == int(ch["stability"]["value"] == ch["value"]) and rec["stability"]["of"] == 1
     final = {r["config"]["strategy"]: r for r in (read_run(out / "results" / i / "run.json") for i in plan["forgetting"])}
-    assert final["lwf"]["config"]["strategy_params"] == {"lam": ch["value"]} and final["lwf"]["config"]["train"].get("eval_split", "test") == "test"
+    assert final["lwf"]["config"]["strategy_params"] == ({"lam": ch["value"]} if ch["value"] != 1.0 else {})
+    assert final["lwf"]["config"]["train"].get("eval_split", "test") == "test" and final["lwf"]["config"]["seed"] == 0
     assert final["lwf"]["tuning"]["value"] == ch["value"] and final["lwf"]["tuning"]["rule"] == S.TUNING_RULE and "tuning" not in final["seqft"]
     html = (out / "tuning.html").read_text()
-    assert "Rule:" in html and "chosen" in html
+    assert "Rule:" in html and "Stability:" in html and "The protocol ran in this study" in html
+
+
+@pytest.mark.slow
+def test_a_study_reads_committed_tuning_choices_and_says_so(tmp_path, monkeypatch):
+    "A preset whose tuning study reads a committed record runs no tuning run, uses the record's choices and its site says they were read; a missing or unfinished record is refused by name."
+    import cit_study.study as S
+    import cit_study.config as C
+    from cit_study.core import ConfigError, atomic_write_json
+    rec = {"rule": S.TUNING_RULE, "protocol": S.TUNING_PROTOCOL, "status": "done", "stability": {"same": 1, "of": 1, "share": 1.0},
+           "choices": {"blip2": {"lwf": {"param": "lam", "value": 3.16, "factor": 3.16, "val_A_T": 40.0, "default": 1.0, "rule": S.TUNING_RULE,
+                                         "grid": [{"value": 3.16, "factor": 3.16, "val_A_T": 40.0, "seeds": 2}], "interior": True, "edge": None}}}}
+    atomic_write_json(tmp_path / "committed.json", rec)
+    short = {"stream": [["ocr"]], "steps_per_task": [5]}
+    studies = {"tuning": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [100, 101]}, "read": str(tmp_path / "committed.json")},
+               "forgetting": {"grid": {"base": ["blip2"], "strategy": ["lwf"], "seed": [0], **short}}}
+    monkeypatch.setitem(C.PRESETS["smoke"], "studies", studies)
+    out = tmp_path / "site"
+    S.run_study("smoke", out, progress=False)
+    plan = read_json(out / "study.json")["studies"]
+    assert plan["tuning"] == [] and read_json(out / "tuning.json")["read_from"] == str(tmp_path / "committed.json")
+    (run,) = [read_run(out / "results" / i / "run.json") for i in plan["forgetting"]]
+    assert run["config"]["strategy_params"] == {"lam": 3.16} and run["tuning"]["value"] == 3.16
+    assert "These choices were read, not run here" in (out / "tuning.html").read_text()
+    atomic_write_json(tmp_path / "committed.json", {**rec, "status": "widening"})
+    with pytest.raises(ConfigError, match="committed.json is not a finished tuning record"): S.read_tuning(tmp_path / "committed.json")
+    with pytest.raises(ConfigError, match="missing.json is missing"): S.read_tuning(tmp_path / "missing.json")
 
 
 @pytest.mark.slow
