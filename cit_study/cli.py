@@ -70,6 +70,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
     rp.add_argument("--title", default="cit-study report", help="title of the index page")
     rp.add_argument("--workers", type=int, default=1, help="study pages executed at once, each in its own kernel")
+    rp.add_argument("--force", action="store_true", help="build into a folder that holds files no report wrote (the site's own file names are replaced, the rest is left); without it such a folder is refused")
     st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (tuning first, then forgetting, thresholds, encoders, order, pairwise at the strengths tuning chose; finished runs are skipped) and build the report site in OUT.")
     quiet(st); st.add_argument("--preset", default="quick", help=f"study size, one of {', '.join(PRESET_NAMES)} (quick: the embedded default; paper: the published study; minireal: the forgetting study on mini-real, for a GPU)")
     st.add_argument("--studies", default="", help="comma-separated studies to run (default: all of the preset's)")
@@ -158,7 +159,7 @@ def _report(a):
     res = Path(a.results).resolve()
     out = Path(a.out) if a.out else res.with_name(res.name + "-site")  # never loose files in the user's folder
     if a.workers < 1: raise ConfigError(f"--workers: must be >= 1, got {a.workers}")
-    print(f"site written to {build_site(a.results, out, studies, split_names(a.stream) or None, a.title, a.workers)}")  # only once every page rendered
+    print(f"site written to {build_site(a.results, out, studies, split_names(a.stream) or None, a.title, a.workers, force=a.force)}")  # only once every page rendered
 
 def _study(a):
     from cit_study.study import run_study

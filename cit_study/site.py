@@ -15,7 +15,8 @@ from .report import load_results, load_failures, BASE_NAMES
 from .claims import claims_table, NAMES
 
 # %% auto #0
-__all__ = ['NB_CSS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'has_runs', 'build_site']
+__all__ = ['NB_CSS', 'SITE_KEEPS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'has_runs',
+           'build_site', 'site_files', 'foreign_files', 'check_site_folder']
 
 # %% ../nbs/14_site.ipynb #6c75e6d3
 def default_studies(folder:str|Path=EXPERIMENTS # folder of papermill templates
@@ -235,11 +236,13 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                studies:dict|None=None, # study name -> papermill template with a `results_dir` parameter (None: `default_studies()`)
                default_stream:list|None=None, # the study's default stream for the claims (None: `guess_stream`)
                title:str="cit-study report", # the index page's title
-               workers:int=1 # study pages executed at once (each in its own kernel) while this process converts the run pages
+               workers:int=1, # study pages executed at once (each in its own kernel) while this process converts the run pages
+               force:bool=False # build into a folder that holds files no report wrote (the site's own names are replaced; the rest is left)
               )->Path:
     "Build the publishable report folder over `results` in a staging folder and move it into place only when every page rendered; returns `out/index.html`."
     results, out = Path(results).resolve(), Path(out).resolve()  # absolute: the pages' kernels start in folders of their own
     check_has_runs(results)  # cheap: a missing or empty folder, or another format, before any run is read
+    if not force: check_site_folder(out, results)
     runs, failures = load_results(results), load_failures(results)  # refuses a damaged run.json, by name
     studies = default_studies() if studies is None else dict(studies)
     for name, tpl in studies.items():
@@ -269,21 +272,54 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
             raise ConfigError(f"report site not written ({out} is as it was; the runs are kept): " + "; ".join(
                 f"study {k} ({studies[k]}) failed: {v.splitlines()[-1] if v else '?'}" for k, v in errors.items()))
         status = {name: None for name in studies}
-        atomic_write_json(stage / "site.json", {"title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
+        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty, results).encode())
+        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) + ["site.json"]  # the manifest: what this site wrote
+        atomic_write_json(stage / "site.json", {"files": sorted(files), "title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
                                                 "studies": status, "without_runs": empty, "run_pages": sorted(pages), "failed_runs": sorted(f.get("run_id", "?") for f in failures),
                                                 "planned": {k: len(v) for k, v in (plan or {}).items()}})
-        atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty, results).encode())
         _publish(stage, out)
     finally: shutil.rmtree(stage, ignore_errors=True)
     return out / "index.html"
 
 # %% ../nbs/14_site.ipynb #f8c14fa2
+SITE_KEEPS = ("study.json", "tuning.json", "similarity.json")  # a study's own files beside its site (`run_study`, `make publish`): never foreign, never touched
+
+def site_files(out:str|Path)->set:
+    "The files the site in `out` wrote: its manifest (`site.json`'s `files`), or for a site made before manifests, its pages as its `site.json` names them."
+    sj = Path(out) / "site.json"
+    if not sj.is_file(): return set()
+    m = read_json(sj)
+    if isinstance(m.get("files"), list): return set(m["files"])
+    return {"index.html", "site.json", NB_CSS} | {f"{k}.html" for k in m.get("studies") or {}} | {f"runs/{r}.html" for r in m.get("run_pages") or []}
+
+def foreign_files(out:str|Path, # a site folder
+                  results:str|Path|None=None # the results folder the site reports (its files are never foreign)
+                 )->list:
+    "The files in `out` (relative paths, sorted) that no report wrote: neither in the site's manifest, nor the results, nor a study's own files (`SITE_KEEPS`), nor an unfinished build's staging folder."
+    out = Path(out).resolve()
+    if not out.is_dir(): return []
+    own, res = site_files(out), Path(results).resolve() if results else None
+    bad = []
+    for root, dirs, names in os.walk(out):
+        r = Path(root)
+        dirs[:] = sorted(d for d in dirs if not ((r / d).resolve() == res or (r == out and d.startswith(".site-building-"))))
+        for n in sorted(names):
+            rel = (r / n).relative_to(out).as_posix()
+            if rel not in own and rel not in SITE_KEEPS: bad.append(rel)
+    return sorted(bad)
+
+def check_site_folder(out:str|Path, results:str|Path|None=None):
+    "Refuse, in one line naming the first, a folder that holds files no report wrote: a site replaces only its own files."
+    bad = foreign_files(out, results)
+    if bad: raise ConfigError(f"{Path(out) / bad[0]}: not written by a report ({len(bad)} such file(s) in {out}); "
+                              "build the site into a new or empty folder, or pass --force to build here anyway (files of the site's own names are replaced, the rest is left)")
+
 def _publish(stage:Path, out:Path):
-    "Move a built site from `stage` into `out` (which may hold other things, such as the results): the run pages as one folder, the index last; pages of an earlier site that this one no longer has are removed."
-    old = read_json(out / "site.json") if (out / "site.json").exists() else {}
-    new = read_json(stage / "site.json")["studies"]
-    if (out / "runs").exists(): os.replace(out / "runs", stage / ".runs-before")
-    os.replace(stage / "runs", out / "runs")
-    files = sorted((p for p in stage.iterdir() if p.is_file() and not p.name.startswith(".")), key=lambda p: p.name == "index.html")
-    for p in files: os.replace(p, out / p.name)
-    for name in set(old.get("studies") or {}) - set(new): (out / f"{name}.html").unlink(missing_ok=True)
+    "Move a built site from `stage` into `out` file by file, the index last; of the files an earlier site wrote (its manifest), those this one does not write are removed. Nothing else in `out` is touched."
+    old, new = site_files(out), site_files(stage)
+    for rel in sorted(new, key=lambda f: f == "index.html"):
+        (out / rel).parent.mkdir(parents=True, exist_ok=True); os.replace(stage / rel, out / rel)
+    for rel in sorted(old - new):
+        (out / rel).unlink(missing_ok=True)
+        d = (out / rel).parent
+        while d != out and d.is_dir() and not any(d.iterdir()): d.rmdir(); d = d.parent

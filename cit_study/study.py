@@ -351,9 +351,11 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
               retune:bool=False # run the tuning protocol even where the preset reads committed choices (`studies.tuning.read`)
              )->dict:
     "Run a preset's studies and build their report site; returns timings and the outcome."
-    from cit_study.site import build_site
+    from cit_study.site import build_site, check_site_folder
     p = preset(preset_name)
-    out = Path(out or Path("reports") / preset_name).resolve(); (out / "results").mkdir(parents=True, exist_ok=True)
+    out = Path(out or Path("reports") / preset_name).resolve()
+    check_site_folder(out, out / "results")  # before any run: the site at the end replaces only its own files
+    (out / "results").mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     bases = sorted({b for s in p["studies"].values() for b in s["grid"]["base"]})
     for kind in bases: make_config(preset_name, kind).ensure_base(cache)

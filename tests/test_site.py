@@ -127,3 +127,27 @@ def test_broken_site_is_caught(browser, site, tmp_path):
     assert any(f"broken link runs/{gone.name}" in p for p in problems), problems
     assert any(p.startswith("forgetting.html: broken image") for p in problems), problems
     assert any("request outside the folder: https://cdn.example.org/x.js" in p for p in problems), problems
+
+
+def test_report_refuses_a_folder_of_a_users_files_and_rebuilds_its_own_without_leftovers(smoke_study, tmp_path):
+    "`cit-study report RESULTS --out DIR`: a folder holding a user's `runs/mine.txt` and `index.html` is refused in one line and left byte for byte; `--force` keeps the user's other files; a folder holding an earlier site is rebuilt with nothing left over."
+    from conftest import cli
+    out, _ = smoke_study
+    d = tmp_path / "project"; (d / "runs").mkdir(parents=True)
+    (d / "runs" / "mine.txt").write_text("x"); (d / "index.html").write_text("<p>my page</p>")
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    p = cli("report", out / "results", "--out", d, "--study", f"forgetting={default_studies()['forgetting']}", check=False)
+    assert p.returncode != 0 and "mine.txt" not in p.stderr and f"{d / 'index.html'}: not written by a report" in p.stderr and "--force" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert {p: p.read_bytes() for p in d.rglob("*") if p.is_file()} == before and [x.name for x in d.iterdir()] != [] and not any(x.name.startswith(".") for x in d.iterdir())
+    cli("report", out / "results", "--out", d, "--force", "--study", f"forgetting={default_studies()['forgetting']}")
+    assert (d / "runs" / "mine.txt").read_text() == "x" and "my page" not in (d / "index.html").read_text()
+    site = tmp_path / "site"  # an earlier site, then a rebuild over fewer runs: the pages of the runs that left go, nothing else stays
+    shutil.copytree(out / "results", tmp_path / "results")
+    cli("report", tmp_path / "results", "--out", site, "--study", f"forgetting={default_studies()['forgetting']}")
+    gone = sorted(p.parent.name for p in (tmp_path / "results").glob("*/run.ipynb"))[0]
+    assert (site / "runs" / f"{gone}.html").exists()
+    shutil.rmtree(tmp_path / "results" / gone)
+    cli("report", tmp_path / "results", "--out", site, "--study", f"forgetting={default_studies()['forgetting']}")
+    files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
+    assert files == sorted(read_json(site / "site.json")["files"]) and f"runs/{gone}.html" not in files
