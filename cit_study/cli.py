@@ -34,7 +34,7 @@ def parse_kv(items:list)->dict:
 # %% ../nbs/16_cli.ipynb #157efca1
 def build_parser()->argparse.ArgumentParser:
     "The `cit-study` argument parser."
-    p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: runs, sweeps, reports.")
+    p = argparse.ArgumentParser(prog="cit-study", description="Continual instruction tuning of BLIP-2-family models: one run (run), a grid of runs (sweep), a preset's whole study with its site (study), a site over a results folder (report), and side-by-side costs (bench). `cit-study COMMAND --help` describes each.")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error instead of one line")
     sub = p.add_subparsers(dest="cmd", required=True)
     quiet = lambda q: q.add_argument("--quiet", action="store_true", help="no progress bars (bases, runs, tasks, steps, evaluation); errors are still shown")

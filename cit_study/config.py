@@ -224,6 +224,7 @@ def make_config(preset_name:str="smoke", # preset giving sizes and the default s
                 cache:str|Path|None=None # folder of built bases, for `weights`
                )->RunConfig:
     "A validated run config from a preset and run parameters."
+    if isinstance(stream, str): stream = [t.strip() for t in stream.split(",") if t.strip()]  # `papermill ... -p stream classify,count` passes one string
     p = preset(preset_name)
     train = dict(p["train"])
     if steps_per_task: train["steps_per_task"] = steps_per_task

@@ -226,13 +226,13 @@ FORGETTING_TEMPLATE = EXPERIMENTS / "forgetting.ipynb"
 def build_report(results:str|Path, # results folder of a study
                  out_html:str|Path, # where the HTML goes
                  template:str|Path=FORGETTING_TEMPLATE)->Path:
-    "Execute the forgetting report over `results` and write it as HTML."
+    "Execute the forgetting report over `results` and write it as HTML: that one file (the executed notebook is built aside and not kept)."
+    import tempfile
     results, out_html = Path(results).resolve(), Path(out_html)
     load_results(results)  # refuse a missing folder or an old format before executing anything
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    executed = out_html.with_suffix(".ipynb")
-    tmp = out_html.parent / f".{executed.name}.partial.ipynb"
-    execute_template(template, tmp, {"results_dir": str(results)}, cwd=out_html.parent.resolve())
-    os.replace(tmp, executed)
-    atomic_write_bytes(out_html, notebook_html(executed).encode())
+    with tempfile.TemporaryDirectory(prefix=".report-building-", dir=out_html.parent) as d:
+        executed = Path(d) / out_html.with_suffix(".ipynb").name
+        execute_template(template, executed, {"results_dir": str(results)}, cwd=out_html.parent.resolve())
+        atomic_write_bytes(out_html, notebook_html(executed).encode())
     return out_html

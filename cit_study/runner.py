@@ -17,7 +17,7 @@ from .datasets import check_dataset
 from .metrics import cl_summary, forgetting_split, floor_of, baseline_scores, TEXT_ONLY_C, TEXT_ONLY_CLASSES
 from .methods import make_strategy
 from .similarity import SimilarityConfig, run_similarity
-from .train import run_stream
+from .train import run_stream, load_stream_state, check_owner
 from .dist import dist_info, run_device
 from .config import RunConfig, load_task_data, config_from_params
 from .results import read_run, open_results, format_matrix, item_rows
@@ -25,7 +25,7 @@ from .notebooks import RUN_TEMPLATE, WarmKernel, relay_progress, check_params, e
 
 # %% auto #0
 __all__ = ['BASELINE_VERSION', 'code_fingerprint', 'zero_shot_paths', 'zero_shot_row', 'store_zero_shot', 'task_baselines',
-           'run_similarity_config', 'execute_run', 'run_id_of', 'run_notebook']
+           'run_similarity_config', 'run_owner', 'check_resume', 'execute_run', 'run_id_of', 'run_notebook']
 
 # %% ../nbs/09d_runner.ipynb #9f03845b
 BASELINE_VERSION = 1  # bump when `metrics.baseline_scores` changes what it computes
@@ -83,13 +83,23 @@ def run_similarity_config(strategy)->SimilarityConfig:
     "The encoders of the run's saved similarity matrix: the strategy's own when it has them, else the defaults."
     return strategy.cfg.similarity() if hasattr(strategy.cfg, "similarity") else SimilarityConfig()
 
+def run_owner(cfg:RunConfig)->dict:
+    "What a checkpoint records of the run that made it: its id and its config's fingerprint (seed, method, stream, base weights and every setting)."
+    return {"run_id": cfg.run_id, "config": config_hash(to_jsonable(cfg))}
+
+def check_resume(out_dir:str|Path, cfg:RunConfig):
+    "Refuse, in one line naming the file and both runs, resuming `cfg` from a checkpoint in `out_dir` that another run made (`train.check_owner`)."
+    if (Path(out_dir) / "checkpoints").is_dir(): check_owner(*load_stream_state(Path(out_dir) / "checkpoints", with_path=True), run_owner(cfg))
+
 def execute_run(cfg:RunConfig, out_dir:str|Path, cache:str|Path|None=None, resume:bool=False,
                 progress:bool|str|Path=True, # bars: off, on (tqdm.auto), or written as text to this file (`train.progress_bar`)
                 tuning:dict|None=None # where the strategy's strength came from (`apply_tuning`), recorded in run.json
                )->dict:
     "Run one stream and write its results to `out_dir` (one process at a time: a second is refused by name)."
     cfg.with_weights(cache)  # the run id covers the weights it starts from; a base changed since the config was written is refused
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    if resume: check_resume(out_dir, cfg)  # another run's checkpoint: refused before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
     if (out_dir / "run.json").exists(): return read_run(out_dir / "run.json")  # finished: resuming has nothing left to do
     if dist_info()[0] != 0: return _execute_run(cfg, out_dir, cache, resume, progress, tuning)
     try:
@@ -113,7 +123,7 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
     zpaths = zero_shot_paths(cfg, data, cache) if strategy.zero_shot_is_base and dist_info()[1] == 1 else {}  # one process: a launcher's ranks each evaluate their own row 0
     res = run_stream(model, strategy, initial, stream, cfg.train, cfg.seed,
                      ckpt_dir=out_dir / "checkpoints", resume=resume, progress=progress, cache=cache, evaluated=evaluated,
-                     zero_shot=zero_shot_row(zpaths) if zpaths else None)
+                     zero_shot=zero_shot_row(zpaths) if zpaths else None, owner=run_owner(cfg))
     store_zero_shot(zpaths, res)
     baselines, formed = task_baselines(every, cache, data), format_matrix(every, res["predictions"])
     split = forgetting_split(res["matrix"], [baselines[t]["floor"] for t in res["tasks"]], res["n_initial"], res["knowledge"], formed)
@@ -156,11 +166,22 @@ def run_notebook(params:dict, # template parameters (validated here)
     used = set(cfg.initial) | set(cfg.stream)
     for d in cfg.datasets:  # a bad annotation file or a missing image of a task the run uses stops it here, before a kernel starts (and before a results folder is made)
         if d["name"] in used: check_dataset(d)
+    if resume: check_resume(out, cfg)  # another run's checkpoint: refused before a kernel starts or a file is written
     open_results(results)
     out.mkdir(parents=True, exist_ok=True)
-    try:  # a run another process is writing is refused now, before a kernel starts (the kernel's execute_run then takes the lock itself)
-        with FileLock(str(out / ".running.lock"), timeout=0): pass
-    except Timeout: raise ConfigError(f"run {cfg.run_id}: {out} is being written by another process (wait for it, or stop it and use --resume)") from None
+    starting = FileLock(str(out / ".notebook.lock"), timeout=0)  # held while the kernel runs: a second start of the same run is refused now, not once its kernel is up
+    try:
+        starting.acquire()
+        with FileLock(str(out / ".running.lock"), timeout=0): pass  # nor a run an in-process writer holds (the kernel's execute_run then takes this lock itself)
+    except Timeout:
+        if starting.is_locked: starting.release()
+        raise ConfigError(f"run {cfg.run_id}: {out} is being written by another process (wait for it, or stop it and use --resume)") from None
+    try: return _run_kernel(cfg, out, template, params, cache, resume, progress, threads, kernel)
+    finally:
+        (out / ".notebook.lock").unlink(missing_ok=True); starting.release()  # removed while still held: no other start can be holding it
+
+def _run_kernel(cfg, out:Path, template, params:dict, cache, resume:bool, progress:bool, threads:int, kernel)->Path:
+    "Execute the run's template in a kernel (the caller holds the run's start lock)."
     bars = (out / ".progress.log").resolve() if progress else None  # the kernel's bars as text, relayed here; the notebook keeps none
     params = {**params, "out_dir": str(out.resolve()), "cache": str(Path(cache).resolve()) if cache else "", "resume": resume, "progress": False,
               "progress_file": str(bars or ""), "threads": threads}
@@ -177,4 +198,5 @@ def run_notebook(params:dict, # template parameters (validated here)
         raise RuntimeError(f"run {cfg.run_id} failed: {summary} (details in {out / 'error.json'})") from None
     os.replace(partial, out / "run.ipynb")
     if (out / "error.json").exists(): (out / "error.json").unlink()
+    (out / ".progress.log").unlink(missing_ok=True)  # the bars were relayed; a log a killed run left goes too
     return out

@@ -21,7 +21,7 @@ from .dist import dist_info, all_reduce_, Comm
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'PENALTY_WARN', 'TrainConfig', 'progress_bar', 'evaluate', 'rank_answers', 'broadcast_state',
-           'train_task', 'save_stream_state', 'load_stream_state', 'run_stream']
+           'train_task', 'save_stream_state', 'load_stream_state', 'check_owner', 'run_stream']
 
 # %% ../nbs/09_train.ipynb #ab2a1907
 PRECISIONS = ("fp32", "bf16")
@@ -185,26 +185,38 @@ def train_task(model, strategy, i:int, task, cfg:TrainConfig, seed:int, progress
     return {**out, "warnings": faults.notes} if faults.notes else out
 
 # %% ../nbs/09_train.ipynb #d778eafd
-def save_stream_state(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2):
+def save_stream_state(ckpt_dir:Path, i:int, model, strategy, state:dict, keep:int=2,
+                      owner:dict|None=None # the run that makes it: {'run_id', 'config'} (`runner.run_owner`)
+                     ):
     "Write the checkpoint after step `i` and prune old ones."
     ckpt_dir = Path(ckpt_dir)
-    atomic_torch_save(_to_cpu({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state}),
+    atomic_torch_save(_to_cpu({"step": i, "trainable": trainable_state(model), "strategy": strategy.state_dict(), "state": state, "owner": owner}),
                       ckpt_dir / f"step{i:03d}.pt", checksum=True)  # on the CPU: a checkpoint written on one GPU loads on any device
     for old in sorted(ckpt_dir.glob("step*.pt"))[:-keep]: old.unlink()
 
-def load_stream_state(ckpt_dir:Path):
-    "The newest checkpoint in `ckpt_dir` whose checksum holds (a damaged one is reported and skipped), or None; crash leftovers removed."
+def load_stream_state(ckpt_dir:Path, with_path:bool=False):
+    "The newest checkpoint in `ckpt_dir` whose checksum holds (a damaged one is reported and skipped), or None; crash leftovers removed. With `with_path`: (checkpoint, its file)."
     for tmp in Path(ckpt_dir).glob(".step*.tmp"): tmp.unlink(missing_ok=True)  # a write a crash cut short
     for p in sorted(Path(ckpt_dir).glob("step*.pt"), reverse=True):
-        try: return torch_load_checked(p)  # on the CPU: strategies move their state to the model's device
-        except ConfigError as e: warnings.warn(f"skipping checkpoint {e}")
-    return None
+        try: ck = torch_load_checked(p)  # on the CPU: strategies move their state to the model's device
+        except ConfigError as e: warnings.warn(f"skipping checkpoint {e}"); continue
+        return (ck, p) if with_path else ck
+    return (None, None) if with_path else None
+
+def check_owner(ck:dict|None, path, owner:dict|None):
+    "Refuse, in one line naming the file and both runs, a checkpoint made by another run than `owner` (a checkpoint that names no run included)."
+    if ck is None or owner is None or ck.get("owner") == owner: return
+    o = ck.get("owner")
+    theirs = f"run {o.get('run_id')} (config {str(o.get('config'))[:12]})" if isinstance(o, dict) else "a run it does not name (made before checkpoints named their run)"
+    raise ConfigError(f"{path}: a checkpoint of {theirs}, not of this run {owner['run_id']} (config {owner['config'][:12]}); "
+                      f"resume the run it belongs to, or remove {Path(path).parent} to start this one afresh")
 
 # %% ../nbs/09_train.ipynb #a8a898c9
 def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed:int=0,
                ckpt_dir:str|Path|None=None, resume:bool=False, progress:bool|str|Path=True, cache:str|Path|None=None,
                evaluated:list=(), # tasks scored in every row but never trained nor shown to the strategy (columns before the initial ones)
-               zero_shot:dict|None=None # task name -> (score, predictions, format-free score, ranked answers) of row 0, the base's (`runner.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
+               zero_shot:dict|None=None, # task name -> (score, predictions, format-free score, ranked answers) of row 0, the base's (`runner.zero_shot_row`); used when it has every task and the strategy's `zero_shot_is_base`
+               owner:dict|None=None # the run: {'run_id', 'config'}, recorded in every checkpoint; resuming refuses a checkpoint of another (`check_owner`)
               )->dict:
     "Train `stream` task after task; returns the accuracy matrix, predictions, the format-free matrix and answers (`rank_answers`; NaN and absent for tasks that are not closed-answer), timings and the strategy's own report."
     tasks = list(evaluated) + list(initial) + list(stream)
@@ -218,7 +230,8 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
         import torch.distributed as dist
         box = [bool(resume and ckpt_dir is not None)]; dist.broadcast_object_list(box, 0); resume = box[0]
     if resume and ckpt_dir is not None:
-        ck = load_stream_state(ckpt_dir) if rank == 0 else None  # data parallel: the writer reads, every process gets its copy
+        ck, path = load_stream_state(ckpt_dir, with_path=True) if rank == 0 else (None, None)  # data parallel: the writer reads, every process gets its copy
+        check_owner(ck, path, owner)
         if world > 1: box = [ck]; dist.broadcast_object_list(box, 0); ck = box[0]
         if ck is not None:
             load_trainable_state(model, ck["trainable"]); strategy.load_state_dict(ck["strategy"])
@@ -247,7 +260,7 @@ def run_stream(model, strategy, initial:list, stream:list, cfg:TrainConfig, seed
             if world > 1: broadcast_state(model, strategy)  # every process continues from rank 0's parameters and state
             state["train"].append({"task": task.name, **info, "seconds": time.time() - t0})
         measure(i)
-        if ckpt_dir is not None and rank == 0: save_stream_state(ckpt_dir, i, model, strategy, state)  # one writer
+        if ckpt_dir is not None and rank == 0: save_stream_state(ckpt_dir, i, model, strategy, state, owner=owner)  # one writer
     return {"tasks": names, "n_initial": len(evaluated) + len(initial), "matrix": state["rows"], "predictions": state["predictions"],
             "knowledge": state["knowledge"], "ranked": state["ranked"],
             "train": state["train"], "eval_seconds": state["eval_seconds"], "strategy": strategy.info()}

@@ -263,3 +263,59 @@ def test_base_building_is_deterministic_and_run_ids_name_the_weights(tmp_path):
     with pytest.raises(ConfigError, match="base_fingerprint: the base in .* has fingerprint"):
         execute_run(recorded, tmp_path / "run", tmp_path / "cache1", progress=False)  # a config written for other weights is refused
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+@pytest.fixture(scope="module")
+def own_checkpoints(tmp_path_factory):
+    "The checkpoints of a short InstructBLIP-like SeqFT run (smoke preset, one task, two steps), made in this process."
+    from cit_study.config import config_from_params
+    root = tmp_path_factory.mktemp("owned")
+    params = dict(preset="smoke", base="instructblip", strategy="seqft", stream=["ocr"], seed=0, steps_per_task=2)
+    cfg = config_from_params(params)
+    execute_run(cfg, root / cfg.run_id, progress=False)
+    assert sorted(p.name for p in (root / cfg.run_id / "checkpoints").glob("step*.pt")) == ["step000.pt", "step001.pt"]
+    return params, cfg, root / cfg.run_id / "checkpoints"
+
+
+@pytest.mark.parametrize("change", [dict(seed=7), dict(strategy="ewc"), dict(stream=["count"]), "base weights"])
+def test_resume_refuses_another_runs_checkpoint_and_leaves_nothing(own_checkpoints, tmp_path, change):
+    "A checkpoint of another run (seed, method, stream, base weights) in a run's folder: `--resume` is refused in one line naming the file and both run ids, before a kernel starts, and the folder is left as it was."
+    import shutil
+    from cit_study.config import config_from_params
+    from cit_study.runner import run_notebook
+    params, cfg, ckpts = own_checkpoints
+    if change == "base weights":  # the same settings over a base rebuilt with other weights (as after a change of the building code)
+        from cit_study.runner import check_resume
+        cfg2 = replace(cfg, base_fingerprint=cfg.base_fingerprint[::-1])
+        out = tmp_path / cfg2.run_id; shutil.copytree(ckpts, out / "checkpoints")
+        before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+        with pytest.raises(ConfigError) as e: check_resume(out, cfg2)
+    else:
+        p2 = {**params, **change}; cfg2 = config_from_params(p2)
+        out = tmp_path / cfg2.run_id; shutil.copytree(ckpts, out / "checkpoints")
+        before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+        t0 = time.time()
+        with pytest.raises(ConfigError) as e: run_notebook(p2, tmp_path, resume=True)
+        assert time.time() - t0 < 10  # before a kernel starts
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1 and str(ckpts.name) in msg and "step001.pt" in msg, msg
+    assert f"run {cfg.run_id}" in msg and f"this run {cfg2.run_id}" in msg and cfg.run_id != cfg2.run_id, msg
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+
+
+def test_a_second_start_of_a_running_run_is_refused_at_once(tmp_path):
+    "Two identical `cit-study run` commands a moment apart: the second is refused in one line within seconds (the lock is taken before the kernel starts), the first finishes, and its folder holds no error record, lock or progress log."
+    from cit_study.config import make_config
+    args = ["run", "--preset", "smoke", "--stream", "count", "--steps-per-task", "4", "--results", str(tmp_path)]
+    first = subprocess.Popen([str(BIN / "cit-study"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = tmp_path / make_config("smoke", stream=["count"], steps_per_task=4, weights=True).run_id
+    t0 = time.time()
+    while not (out / ".notebook.lock").exists() and time.time() - t0 < 60: time.sleep(0.2)
+    assert (out / ".notebook.lock").exists(), "the first run never started"
+    t1 = time.time()
+    second = cli(*args, check=False)
+    assert time.time() - t1 < 10 and second.returncode == 2, second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1 and "being written by another process" in second.stderr, second.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert (out / "run.json").exists() and not any((out / f).exists() for f in ("error.json", ".notebook.lock", ".progress.log", ".run.partial.ipynb"))

@@ -176,7 +176,7 @@ def test_cli_run_and_report(tmp_path):
     res = tmp_path / "results"; res.mkdir(); run_dir.rename(res / run_dir.name); (tmp_path / "cit-study-results.json").rename(res / "cit-study-results.json")
     p = cli("report", res)  # no --out: a site folder of its own beside RESULTS, nothing loose next to it
     assert (tmp_path / "results-site" / "index.html").exists() and (tmp_path / "results-site" / "runs").is_dir(), p.stdout
-    assert sorted(x.name for x in tmp_path.iterdir() if not x.name.startswith(".")) == ["report.html", "report.ipynb", "results", "results-site"]
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["report.html", "results", "results-site"]  # --out FILE.html writes that file only
     site = {f: f.read_bytes() for f in (tmp_path / "results-site").rglob("*") if f.is_file()}
     # a folder without runs: refused in one line, no site
     (tmp_path / "empty").mkdir()
