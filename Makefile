@@ -34,7 +34,7 @@ paper: $(STAMP)
 
 # Publish a finished study (default: the paper study in PAPER_OUT) as the committed published study in PUBLISH_TO: its runs'
 # run.json (item scores included), error records and study files, without run notebooks, run pages or raw predictions
-# (build output), and the site rebuilt from those files alone, as `cit-study report` rebuilds it on a fresh clone.
+# (build output), and the site rebuilt from those files alone, as `cit-study report` rebuilds it on a fresh clone (its title, the study's own, read from study.json).
 PUBLISH_FROM ?= $(PAPER_OUT)
 PUBLISH_TO ?= reports/paper
 publish: $(STAMP)
@@ -42,7 +42,7 @@ publish: $(STAMP)
 	rm -rf $(PUBLISH_TO).staging && mkdir -p $(PUBLISH_TO).staging
 	cd $(PUBLISH_FROM) && cp study.json $$(ls tuning.json similarity.json 2>/dev/null) $(CURDIR)/$(PUBLISH_TO).staging/ && \
 	  find results -mindepth 2 -maxdepth 2 \( -name run.json -o -name error.json \) -exec cp --parents {} $(CURDIR)/$(PUBLISH_TO).staging/ \;
-	$(BIN)/cit-study report $(PUBLISH_TO).staging/results --out $(PUBLISH_TO).staging --workers 2 --title "cit-study: the $$($(BIN)/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' $(PUBLISH_FROM)/study.json) study"
+	$(BIN)/cit-study report $(PUBLISH_TO).staging/results --out $(PUBLISH_TO).staging --workers 2
 	rm -rf $(PUBLISH_TO) && mv $(PUBLISH_TO).staging $(PUBLISH_TO)
 	@du -sh $(PUBLISH_TO) reports
 

@@ -68,7 +68,7 @@ def build_parser()->argparse.ArgumentParser:
     rp.add_argument("--out", default=None, help="site folder (default: RESULTS-site, a folder of its own beside RESULTS); a path ending in .html writes only the forgetting report")
     rp.add_argument("--stream", default="", help="the study's default stream, comma-separated, for the claims (default: the runs' preset's)")
     rp.add_argument("--study", action="append", default=[], metavar="NAME=TEMPLATE", help="a study report template (repeatable; default: every template in nbs/experiments with a results_dir parameter)")
-    rp.add_argument("--title", default="cit-study report", help="title of the index page")
+    rp.add_argument("--title", default=None, help="title of the index page (default: the study's own, 'cit-study: the PRESET study' from the study.json beside RESULTS; without one, 'cit-study report')")
     rp.add_argument("--workers", type=int, default=1, help="study pages executed at once, each in its own kernel")
     rp.add_argument("--force", action="store_true", help="build into a folder that holds files no report wrote (the site's own file names are replaced, the rest is left); without it such a folder is refused")
     st = sub.add_parser("study", help="build the bases, run a preset's studies and their report site", description="Build both bases, run every run of the preset's studies (tuning first, then forgetting, thresholds, encoders, order, pairwise at the strengths tuning chose; finished runs are skipped) and build the report site in OUT.")

@@ -235,7 +235,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
                out:str|Path, # the site folder (may hold `results`)
                studies:dict|None=None, # study name -> papermill template with a `results_dir` parameter (None: `default_studies()`)
                default_stream:list|None=None, # the study's default stream for the claims (None: `guess_stream`)
-               title:str="cit-study report", # the index page's title
+               title:str|None=None, # the index page's title (None: the study's own, from the `study.json` beside `results`: "cit-study: the PRESET study"; without one, "cit-study report")
                workers:int=1, # study pages executed at once (each in its own kernel) while this process converts the run pages
                force:bool=False # build into a folder that holds files no report wrote (the site's own names are replaced; the rest is left)
               )->Path:
@@ -253,6 +253,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     sj = results.parent / "study.json"  # written by `run_study`: each study's planned run ids
     sjd = read_json(sj) if sj.exists() else {}
     plan = sjd.get("studies") or None
+    if title is None: title = sjd.get("title") or (f"cit-study: the {sjd['preset']} study" if sjd.get("preset") else "cit-study report")  # a rebuild keeps the study's title
     empty = [name for name in studies if not has_runs(name, runs, plan, default_stream)]  # nothing to show: no page, no kernel
     studies = {k: v for k, v in studies.items() if k not in empty}
     out.mkdir(parents=True, exist_ok=True)

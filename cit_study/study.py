@@ -386,7 +386,7 @@ def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|No
     record = lambda t: atomic_write_json(out / "study.json", {**t, "studies": ids, "sweep": outcome, "hardware": hardware(), "workers": workers})
     timing = {"preset": preset_name, "bases_seconds": t_bases, "runs_seconds": t_runs}
     record(timing)
-    html = build_site(out / "results", out, {k: EXPERIMENTS / f"{k}.ipynb" for k in plan}, p["stream"], title=f"cit-study: the {preset_name} study",
+    html = build_site(out / "results", out, {k: EXPERIMENTS / f"{k}.ipynb" for k in plan}, p["stream"],
                       workers=workers)
     timing["total_seconds"] = time.time() - t0
     record(timing)
