@@ -276,8 +276,8 @@ def findings_markdown(runs:list, # run dicts (run.json); only the forgetting stu
     for row in _claims_rows(cf, controls=True).itertuples():
         for k, r in enumerate(cf[(cf.finding == row.finding) & cf.primary].itertuples()):
             head = f"{row.finding}. {row.claim} | **{row.outcome}**" if k == 0 else " | "
-            eff = f"{r.metric} {r.estimate.fmt()}" + (f"; A_T {r.guard.fmt()}" if r.guard is not None else "")
-            out.append(f"| {head} | {r.comparison} | {eff} | {r.estimate.mde:.1f} | {r.outcome}{f' ({r.reason})' if r.reason else ''} |")
+            eff = "—" if r.reason else f"{r.metric} {r.estimate.fmt()}" + (f"; A_T {r.guard.fmt()}" if r.guard is not None else "")  # not applicable: no numbers
+            out.append(f"| {head} | {r.comparison} | {eff} | {'—' if r.reason else f'{r.estimate.mde:.1f}'} | {r.outcome}{f' ({r.reason})' if r.reason else ''} |")
     return "\n".join(out)
 
 def amendment_markdown(runs:list, default_stream:list, results=None,
