@@ -4,7 +4,7 @@
 
 # %% ../nbs/09b_results.ipynb #124e15ab
 from __future__ import annotations
-import math
+import math, os
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,10 @@ def open_results(results:str|Path, create:bool=True # False: only check (a folde
     if not create:
         if not results.is_dir(): raise ConfigError(f"{results}: results folder not found")
         if not (results / RESULTS_MARKER).exists(): return results  # every run.json is checked as it is read (`read_run`)
-    results.mkdir(parents=True, exist_ok=True)
+    if results.exists() and not results.is_dir(): raise ConfigError(f"{results}: a file, not a folder; give the results a folder (a new one, or one of earlier runs)")
+    try: results.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ConfigError(f"{results}: the results folder cannot be made ({e.strerror}); give the results a folder you can write") from None
+    if not os.access(results, os.W_OK | os.X_OK): raise ConfigError(f"{results}: the results folder is not writable; give the results a folder you can write")
     marker = results / RESULTS_MARKER
     if marker.exists(): check_marker(results)
     else:

@@ -256,8 +256,10 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     if title is None: title = sjd.get("title") or (f"cit-study: the {sjd['preset']} study" if sjd.get("preset") else "cit-study report")  # a rebuild keeps the study's title
     empty = [name for name in studies if not has_runs(name, runs, plan, default_stream)]  # nothing to show: no page, no kernel
     studies = {k: v for k, v in studies.items() if k not in empty}
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".site-building-", dir=out))  # hidden, beside the site: the move into place is a rename
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".site-building-", dir=out))  # hidden, beside the site: the move into place is a rename
+    except OSError as e: raise ConfigError(f"{out}: the site folder cannot be written ({e.strerror}); give --out a folder you can write") from None
     try:
         (stage / "runs").mkdir()
         from concurrent.futures import ThreadPoolExecutor
