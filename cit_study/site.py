@@ -13,6 +13,7 @@ from .config import PRESETS
 from .notebooks import EXPERIMENTS, RUN_TEMPLATE, template_params, notebook_html, execute_template
 from .report import load_results, load_failures, BASE_NAMES
 from .claims import claims_table, NAMES
+from .tables import write_tables
 
 # %% auto #0
 __all__ = ['NB_CSS', 'SITE_KEEPS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'has_runs',
@@ -206,6 +207,10 @@ def index_html(title:str, # page title
         rows.append([BASE_NAMES.get(c["base"], c["base"]), NAMES.get(c["strategy"], c["strategy"]), " → ".join(c["stream"]), c["seed"],
                      json.dumps(c.get("strategy_params") or {}, sort_keys=True) if c.get("strategy_params") else "default",
                      _num(r["summary"].get("A_T")), _num(r["summary"].get("F_T")), link])
+    out += ["<h2>Tables to re-analyse</h2>", '<p>Every run as tidy tables: <a href="tables/runs.csv">tables/runs.csv</a> (one row per run), '
+            '<a href="tables/matrix.csv">tables/matrix.csv</a> (one row per accuracy-matrix entry), <a href="tables/items.parquet">tables/items.parquet</a> '
+            '(one row per test item); what each column means: <a href="tables/README.md">tables/README.md</a>. In Python: '
+            '<code>cit_study.tables.read_tables(folder)</code>.</p>']
     out += [f"<h2>Runs ({len(runs)})</h2>", '<p class="muted">Each run\'s executed notebook, code hidden: the accuracy matrix and its summaries.</p>',
             _table(["base", "strategy", "stream", "seed", "params", "A_T", "F_T", "notebook"], rows, raw=("notebook",),
                    cls={"A_T": lambda v: "num", "F_T": lambda v: "num"})]
@@ -275,6 +280,7 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
             raise ConfigError(f"report site not written ({out} is as it was; the runs are kept): " + "; ".join(
                 f"study {k} ({studies[k]}) failed: {v.splitlines()[-1] if v else '?'}" for k, v in errors.items()))
         status = {name: None for name in studies}
+        write_tables(runs, stage / "tables", results)  # tidy tables to re-analyse (`tables.read_tables`)
         atomic_write_bytes(stage / "index.html", index_html(title, runs, failures, default_stream, status, pages, plan, sjd, empty, results).encode())
         files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file()) + ["site.json"]  # the manifest: what this site wrote
         atomic_write_json(stage / "site.json", {"files": sorted(files), "title": title, "results": os.path.relpath(results, out), "default_stream": default_stream,
