@@ -78,11 +78,13 @@ def tables(runs:list, # run dicts (run.json)
             if by is None: continue
             k_row = kits[i] if i < len(kits) and kits[i] is not None else {}
             for t, s in by.items():
-                k = decode_items(k_row[t]) if t in k_row else None
-                items.append(pd.DataFrame({"run_id": rid, "row": i, "task": t, "item": np.arange(len(s)), "score": np.asarray(s, dtype=float),
-                                           "knowledge": np.asarray(k, dtype=float) if k is not None else np.nan}))
-    out_items = pd.concat(items, ignore_index=True) if items else pd.DataFrame({k: [] for k in ("run_id", "row", "task", "item", "score", "knowledge")})
-    out_items = out_items.astype({"run_id": "category", "task": "category", "row": "int16", "item": "int32", "score": "float32", "knowledge": "float32"})
+                s = np.asarray(s, dtype=np.float32); k = decode_items(k_row[t]) if t in k_row else None
+                items.append((rid, i, t, s, np.full(len(s), np.nan, np.float32) if k is None else np.asarray(k, dtype=np.float32)))
+    n = [len(x[3]) for x in items]
+    out_items = pd.DataFrame({"run_id": pd.Categorical(np.repeat([x[0] for x in items], n)), "row": np.repeat([x[1] for x in items], n).astype(np.int16),
+                              "task": pd.Categorical(np.repeat([x[2] for x in items], n)), "item": np.concatenate([np.arange(k, dtype=np.int32) for k in n]) if n else np.zeros(0, np.int32),
+                              "score": np.concatenate([x[3] for x in items]) if n else np.zeros(0, np.float32),
+                              "knowledge": np.concatenate([x[4] for x in items]) if n else np.zeros(0, np.float32)})
     return {"runs": pd.DataFrame(rows), "items": out_items,
             "matrix": pd.DataFrame(mat, columns=["run_id", "row", "task", "score", "knowledge", "well_formed"]).astype({"score": float, "knowledge": float, "well_formed": float})}
 

@@ -215,7 +215,7 @@ def test_os_errors_are_one_line_naming_the_path(tmp_path):
     f = tmp_path / "a-file"; f.write_text("not a folder")
     p = cli("run", "--preset", "smoke", "--results", f, check=False)
     err = p.stderr.strip().splitlines()
-    assert p.returncode == 1 and len(err) == 1 and str(f) in err[0] and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 2 and len(err) == 1 and f"{f}: a file, not a folder" in err[0] and "File exists" not in err[0] and "Traceback" not in p.stderr, p.stderr
     assert f.read_text() == "not a folder"  # nothing of the user's is touched
 
 
