@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_site.ipynb #6f58ce0f
 from __future__ import annotations
-import html, json, os, re, shutil, tempfile
+import base64, html, io, json, math, os, re, shutil, tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -12,12 +12,13 @@ from .core import ConfigError, atomic_write_bytes, atomic_write_json, read_json,
 from .config import PRESETS
 from .notebooks import EXPERIMENTS, RUN_TEMPLATE, template_params, notebook_html, execute_template
 from .report import load_results, load_failures, BASE_NAMES
-from .claims import claims_table, NAMES
+from .claims import claims_table, comparisons_frame, forgetting_runs, _claims_rows, NAMES, MARGIN
 from .tables import write_tables
 
 # %% auto #0
-__all__ = ['NB_CSS', 'SITE_KEEPS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows', 'index_html', 'has_runs',
-           'build_site', 'site_files', 'foreign_files', 'check_site_folder']
+__all__ = ['NB_CSS', 'OUTCOME_COLOURS', 'SITE_KEEPS', 'default_studies', 'guess_stream', 'render_study', 'setup_rows',
+           'forest_figure', 'forgetting_figure', 'index_html', 'has_runs', 'build_site', 'site_files', 'foreign_files',
+           'check_site_folder']
 
 # %% ../nbs/14_site.ipynb #6c75e6d3
 def default_studies(folder:str|Path=EXPERIMENTS # folder of papermill templates
@@ -38,7 +39,7 @@ def guess_stream(runs:list)->list:
 
 # %% ../nbs/14_site.ipynb #86b6b461
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_CSS = """body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:0 24px 48px;color:#222}
+_CSS = """img.fig{max-width:100%;height:auto;display:block;margin:8px 0}body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1200px;padding:0 24px 48px;color:#222}
 h1{margin:24px 0 4px}h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 table{border-collapse:collapse;margin:8px 0;font-size:14px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -158,10 +159,73 @@ def setup_rows(runs:list, # finished runs
                      f"{_duration(timing['runs_seconds'])} with {timing.get('workers', 1)} at once; encoder similarities and this site are built after"))
     return rows
 
+# %% ../nbs/14_site.ipynb #e1f2a3b4
+OUTCOME_COLOURS = {"supported": "#1b7837", "contradicted": "#b2182b", "inconclusive": "#5e3c99", "not applicable": "#999999"}
+
+def _png(fig)->str:
+    "A figure as an inline PNG `<img>` (the page stays one file), closed."
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO(); fig.savefig(buf, format="png", dpi=110, bbox_inches="tight"); plt.close(fig)
+    return f'<img class="fig" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+def _label_overlaps(ax)->int:
+    "How many pairs of neighbouring y tick labels overlap once drawn (0: legible)."
+    r = ax.figure.canvas.get_renderer()
+    boxes = sorted((t.get_window_extent(r) for t in ax.get_yticklabels() if t.get_text()), key=lambda b: b.y0)
+    return sum(a.y1 > b.y0 + 0.5 for a, b in zip(boxes, boxes[1:]))
+
+def forest_figure(cf # `claims.comparisons_frame`: its primary comparisons are drawn
+                 ):
+    "A forest plot: per primary comparison (grouped by finding, the control first) the paired estimate, its 95% interval, the equivalence margin as a shaded band and the outcome as colour; a comparison that does not apply is a grey label."
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    p = cf[cf.primary].sort_values("finding", kind="stable").reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(10, 0.42 * len(p) + 1.4))
+    ax.axvspan(-MARGIN, MARGIN, color="#e8e8e8", zorder=0); ax.axvline(0, color="#777", lw=0.8, zorder=1)
+    xs = [v for e in p.estimate for v in e[:3] if isinstance(v, float) and not math.isnan(v)] or [0.0]
+    lo, hi = min(min(xs), -MARGIN) - 2, max(max(xs), MARGIN) + 2
+    for y, r in enumerate(p.itertuples()):
+        e, col = r.estimate, OUTCOME_COLOURS.get(r.outcome, "#333")
+        if r.reason or e.n == 0 or math.isnan(e[0]):
+            ax.text(lo + 0.5, y, "not applicable", va="center", fontsize=8, color=col); continue
+        if not math.isnan(e[1]): ax.plot([e[1], e[2]], [y, y], color=col, lw=2.2, solid_capstyle="butt")
+        ax.plot(e[0], y, "o", color=col, ms=6)
+    for y in [i - 0.5 for i in range(1, len(p)) if p.finding[i] != p.finding[i - 1]]: ax.axhline(y, color="#bbb", lw=0.6)
+    ax.set_yticks(range(len(p)), [f"{'control' if r.finding == 0 else f'finding {r.finding}'}: {r.comparison} ({r.metric})" for r in p.itertuples()], fontsize=9)
+    ax.set_ylim(len(p) - 0.5, -0.5); ax.set_xlim(lo, hi)
+    ax.set_xlabel(f"paired difference in points (0-100), with its 95% interval over seeds and test items; shaded: within ±{MARGIN:g}, no difference")
+    handles = [Line2D([], [], color=c, marker="o", lw=2, label=o) for o, c in OUTCOME_COLOURS.items() if o in set(p.outcome)]
+    ax.legend(handles=handles, title="outcome", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title_fontsize=8, frameon=False)
+    for s in ("top", "right"): ax.spines[s].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+def forgetting_figure(runs:list, default_stream:list):
+    "Per base, each method's F_T of the forgetting study: every seed a dot, the mean a bar; methods ordered by their mean F_T."
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    df = pd.DataFrame([{"base": BASE_NAMES.get(r["config"]["base"], r["config"]["base"]), "method": NAMES.get(r["config"]["strategy"], r["config"]["strategy"]),
+                        "seed": r["config"]["seed"], "F_T": r["summary"].get("F_T")} for r in forgetting_runs(runs, default_stream)]).dropna()
+    if df.empty: return None
+    bases = list(dict.fromkeys(df.base)); order = df.groupby("method").F_T.mean().sort_values().index.tolist()
+    fig, axes = plt.subplots(1, len(bases), figsize=(5 * len(bases), 0.3 * len(order) + 1.2), sharey=True, squeeze=False)
+    for ax, b in zip(axes[0], bases):
+        d = df[df.base == b]; ys = {m: i for i, m in enumerate(order)}
+        ax.scatter(d.F_T, [ys[m] for m in d.method], s=14, color="#2166ac", alpha=0.7, zorder=2, label="one seed")
+        means = d.groupby("method").F_T.mean()
+        ax.scatter(means.values, [ys[m] for m in means.index], marker="|", s=220, color="black", zorder=3, label="mean over seeds")
+        ax.set_yticks(range(len(order)), order, fontsize=8); ax.set_ylim(len(order) - 0.5, -0.5)
+        ax.set_title(b, fontsize=10); ax.set_xlabel("F_T: forgetting, points (0-100)"); ax.grid(axis="x", color="#eee")
+        for s in ("top", "right"): ax.spines[s].set_visible(False)
+    axes[0][-1].legend(loc="lower right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
 # %% ../nbs/14_site.ipynb #a4f9e3d2
-def _claims_html(runs:list, default_stream:list, results=None)->str:
+def _claims_html(runs:list, default_stream:list, results=None, cf=None)->str:
     if not default_stream: return "<p>No runs, so no claims to judge.</p>"
-    t = claims_table(runs, default_stream, results, controls=True)
+    t = _claims_rows(cf, controls=True) if cf is not None else claims_table(runs, default_stream, results, controls=True)
     ev = lambda s: '<ul class="ev">' + "".join(f"<li>{html.escape(x)}</li>" for x in s.split("\n")) + "</ul>"
     rows = lambda t: [[r.finding, r.claim, r.test, r.outcome, r.comparisons, ev(r.evidence)] for r in t.itertuples()]
     head = "primary comparisons (paired difference [95% interval over seeds and test items])"
@@ -174,6 +238,26 @@ def _claims_html(runs:list, default_stream:list, results=None)->str:
             + f'<p class="muted"><b>Rule, fixed before the runs.</b> {html.escape(t.rule[0])} Only runs of the default stream, at default settings or at the strength the tuning study chose, count; '
               'every other method is compared the same way in the forgetting report (secondary comparisons).</p>')
 
+def _short_claims(cf, forgetting_page:bool)->str:
+    "Per finding: its outcome and each primary comparison's estimate [interval] and outcome, one line each."
+    t = _claims_rows(cf, controls=True); rows = []
+    for r in t.itertuples():
+        g = cf[(cf.finding == r.finding) & cf.primary]
+        lines = "<br>".join(f"{html.escape(c.comparison)} ({c.metric}): {'—' if c.reason else html.escape(c.estimate.fmt())} → "
+                            f'<span class="{c.outcome.replace(" ", "-")}">{html.escape(c.outcome)}</span>' for c in g.itertuples())
+        rows.append([("control: " if r.finding == 0 else f"{r.finding}. ") + r.claim, r.outcome, lines])
+    more = ' Each comparison in full: the <a href="forgetting.html">forgetting report</a>, and the numbers behind each finding below.' if forgetting_page else " The numbers behind each finding are below."
+    return (_table(["finding", "outcome", "primary comparisons: paired difference [95% interval] → outcome"], rows, raw=("primary comparisons: paired difference [95% interval] → outcome",),
+                   cls={"outcome": lambda v: v.replace(" ", "-")}) + f'<p class="muted">Differences in points (0-100).{more}</p>')
+
+def _setup_table(rows:list, runs:list)->str:
+    "The setup table; the code revisions as 'one revision' or, when the runs come from several, a collapsed list with each one's run count."
+    revs = Counter(str(r.get("git")) for r in runs)
+    cell = lambda k, v: (f"one revision: {html.escape(next(iter(revs)))}" if len(revs) == 1 else
+                         f"<details><summary>{len(revs)} revisions</summary>" + "<br>".join(f"{html.escape(g)} ({n} runs)" for g, n in revs.most_common()) + "</details>"
+                         ) if k == "Git revision" and runs else html.escape(str(v))
+    return _table(["", ""], [[html.escape(k), cell(k, v)] for k, v in rows], raw=("",))
+
 def index_html(title:str, # page title
                runs:list, # finished runs
                failures:list, # failed runs' error records
@@ -185,11 +269,17 @@ def index_html(title:str, # page title
                without_runs:list=(), # studies not built because the folder has no runs for them
                results=None # the results folder (runs' item scores when not stored in them)
               )->str:
-    "The index page: setup, claims, study reports, every run, failed runs."
+    "The index page: the findings as a forest plot and each method's forgetting per seed, the findings in short, their numbers, the setup, study reports, every run, failed runs."
     out = [f"<h1>{html.escape(title)}</h1>",
            '<p class="muted">Continual instruction tuning of BLIP-2-family models: every number below is computed from the runs in this folder.</p>',
-           "<h2>Setup</h2>", _table(["", ""], setup_rows(runs, failures, default_stream, timing)),
-           "<h2>The paper's claims at this scale</h2>", _claims_html(runs, default_stream, results), "<h2>Study reports</h2><ul>"]
+           "<h2>The paper's claims at this scale</h2>"]
+    cf = comparisons_frame(runs, default_stream, results) if default_stream and runs else None
+    if cf is not None and cf.primary.any():
+        out += [_png(forest_figure(cf)), _short_claims(cf, "forgetting" in studies)]
+    fig = forgetting_figure(runs, default_stream) if default_stream and runs else None
+    if fig is not None: out += ["<h2>How much each method forgets</h2>", _png(fig)]
+    out += ["<h2>The numbers behind each finding</h2>", _claims_html(runs, default_stream, results, cf),
+            "<h2>Setup</h2>", _setup_table(setup_rows(runs, failures, default_stream, timing), runs), "<h2>Study reports</h2><ul>"]
     done, failed = {r["run_id"] for r in runs}, {f.get("run_id") for f in failures}
     for name, err in studies.items():
         link = f'<a href="{html.escape(name)}.html">{html.escape(name)}</a>'

@@ -79,6 +79,14 @@ def crawl(browser, index:Path)->tuple:
     return problems, seen
 
 
+def above_the_fold(page):
+    "The index opens with the forest plot: at 1280 px wide its top is in the first screen, it fits the width, and it loaded."
+    fig = page.locator("img.fig").first
+    box = fig.bounding_box()
+    assert box is not None and box["y"] < 400 and box["width"] <= 1280, box
+    assert page.evaluate("img => img.complete && img.naturalWidth > 600", fig.element_handle())
+
+
 def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     out, _ = smoke_study
     runs = sorted((out / "results").glob("*/run.json"))
@@ -92,16 +100,18 @@ def test_site_in_chromium(browser, site, smoke_study, tmp_path):
     assert read_json(root / "site.json")["without_runs"] == [s for s in studies if s != "forgetting"]  # no page, no kernel
     assert read_json(root / "site.json")["planned"] == {"forgetting": len(runs)}  # the smoke study.json's plan
 
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
     page = ctx.new_page()
     page.goto(site.as_uri(), wait_until="load")
     assert page.locator("h2", has_text="claims").count() == 1
-    claims, control, run_table = (page.locator("table").nth(k) for k in (1, 2, 3))
+    above_the_fold(page)
+    short, claims, control, setup, run_table = (page.locator("table").nth(k) for k in range(5))
+    assert short.locator("tbody tr").count() == 6 and "control:" in short.inner_text() and "Forgetting persists" in short.inner_text()
     assert claims.locator("tbody tr").count() == 5 and "Forgetting persists" in claims.inner_text()
     assert control.locator("tbody tr").count() == 1 and "twin" in control.inner_text()  # the null control, below the findings
     assert run_table.locator("tbody tr").count() == len(runs)
-    setup = page.locator("table").nth(0).inner_text()
-    assert "Split sizes per task" in setup and "torch" in setup and "Runs' own wall times" in setup
+    setup = setup.inner_text()
+    assert "Split sizes per task" in setup and "torch" in setup and "Runs' own wall times" in setup and "one revision:" in setup
     assert "Study wall time" in setup and "with 1 at once" in setup  # the smoke study's timing, from its study.json
     assert f"({len(runs)} of {len(runs)} planned runs finished)" in page.inner_text("body")
     shots = [tmp_path / "index.png"] + ([Path(os.environ["CIT_STUDY_SCREENSHOT"])] if os.environ.get("CIT_STUDY_SCREENSHOT") else [])
@@ -151,3 +161,17 @@ def test_report_refuses_a_folder_of_a_users_files_and_rebuilds_its_own_without_l
     cli("report", tmp_path / "results", "--out", site, "--study", f"forgetting={default_studies()['forgetting']}")
     files = sorted(p.relative_to(site).as_posix() for p in site.rglob("*") if p.is_file())
     assert files == sorted(read_json(site / "site.json")["files"]) and f"runs/{gone}.html" not in files
+
+
+def test_the_published_index_opens_with_its_forest_plot(browser, tmp_path):
+    "The published study's index at 1280 px: the forest plot in the first screen, the per-seed forgetting figure next, the findings in short, the code revisions of its runs collapsed."
+    from conftest import ROOT
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    page.goto((ROOT / "reports" / "paper" / "index.html").as_uri(), wait_until="load")
+    above_the_fold(page)
+    assert page.locator("img.fig").count() == 2 and page.locator("h2", has_text="How much each method forgets").count() == 1
+    assert "Multi-task instruction tuning first reduces forgetting" in page.locator("table").first.inner_text()
+    assert page.locator("details summary", has_text="revisions").count() == 1  # several revisions: one line, opened on demand
+    page.screenshot(path=str(tmp_path / "published.png")); assert (tmp_path / "published.png").stat().st_size > 10_000
+    ctx.close()
