@@ -180,7 +180,7 @@ def forest_figure(cf # `claims.comparisons_frame`: its primary comparisons are d
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     p = cf[cf.primary].sort_values("finding", kind="stable").reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(p) + 1.4))
+    fig, ax = plt.subplots(figsize=(10, 0.3 * len(p) + 1.3))
     ax.axvspan(-MARGIN, MARGIN, color="#e8e8e8", zorder=0); ax.axvline(0, color="#777", lw=0.8, zorder=1)
     xs = [v for e in p.estimate for v in e[:3] if isinstance(v, float) and not math.isnan(v)] or [0.0]
     lo, hi = min(min(xs), -MARGIN) - 2, max(max(xs), MARGIN) + 2
@@ -217,8 +217,8 @@ def forgetting_figure(runs:list, default_stream:list):
         ax.set_yticks(range(len(order)), order, fontsize=8); ax.set_ylim(len(order) - 0.5, -0.5)
         ax.set_title(b, fontsize=10); ax.set_xlabel("F_T: forgetting, points (0-100)"); ax.grid(axis="x", color="#eee")
         for s in ("top", "right"): ax.spines[s].set_visible(False)
-    axes[0][-1].legend(loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncol=2, fontsize=8, frameon=False)
     return fig
 
 
