@@ -180,11 +180,12 @@ def widen(choices:dict, # `choose_strengths` of the current windows
 def run_tuning(spec:dict, # the preset's `studies.tuning`: `grid` (base, strategy, seed) and `TUNING_PROTOCOL` overrides
                fixed:dict, # parameters every run shares (the preset)
                run, # list of run parameters -> the finished runs (run.json dicts) among them
-               record=None # called with the record so far: before any run (protocol and rule), after each round, at the end
+               record=None, # called with the record so far: before any run (protocol and rule), after each round, at the end
+               stability:bool=True # False: stop once the choices are final (status 'chosen'), before the stability seeds run
               )->dict:
     """The tuning protocol: the default and its neighbours at the tuning seeds; while a choice sits at an edge of the
-    values tried, the next value beyond it (at most `widen` rounds); then the final grid at the stability seeds, chosen
-    by the same rule. Returns the record: the protocol and rule, the choices (each with its grid, the values tried,
+    values tried, the next value beyond it (at most `widen` rounds), after which the choices are final (status
+    'chosen'); then the final grid at the stability seeds, chosen by the same rule (status 'done'). Returns the record: the protocol and rule, the choices (each with its grid, the values tried,
     whether it is interior, and the stability seeds' choice) and the stability (the share of choices the second pair
     of seeds repeats)."""
     p = {**TUNING_PROTOCOL, **{k: v for k, v in spec.items() if k in TUNING_PROTOCOL}, "seeds": list(spec["grid"].get("seed", TUNING_PROTOCOL["seeds"]))}
@@ -208,14 +209,17 @@ def run_tuning(spec:dict, # the preset's `studies.tuning`: `grid` (base, strateg
                               "values": {f"{b}/{s}": [tuning_ladder(s, p)[0][j] for j in v] for (b, s), v in todo.items()}})
         rec.update(status="widening", choices=choices); say(rec)
         if rnd < p["widen"]: windows.update(widen(choices, windows, p))
+    for b, ms in choices.items():
+        for s, ch in ms.items():
+            vals, _ = tuning_ladder(s, p); j, idx = vals.index(ch["value"]), windows[(b, s)]
+            ch["tried"], ch["interior"] = [vals[x] for x in idx], min(idx) < j < max(idx)
+            ch["edge"] = None if ch["interior"] else ("the ladder's end" if j in (0, len(vals) - 1) else "the last widening's")
+    rec.update(status="chosen", choices=choices); say(rec)  # the choices are final: a study may read them from here on
+    if not stability: return rec
     second = choose_strengths(run(tuning_runs(grid, fixed, windows, p, seeds=p["stability_seeds"])), p["stability_seeds"], p)
     same = []
     for b, ms in choices.items():
         for s, ch in ms.items():
-            vals, _ = tuning_ladder(s, p); j, idx = vals.index(ch["value"]), windows[(b, s)]
-            ch["tried"] = [vals[x] for x in idx]
-            ch["interior"] = min(idx) < j < max(idx)
-            ch["edge"] = None if ch["interior"] else ("the ladder's end" if j in (0, len(vals) - 1) else "the last widening's")
             o = second.get(b, {}).get(s)
             ch["stability"] = {"seeds": p["stability_seeds"], "value": o["value"] if o else None, "same": bool(o and o["value"] == ch["value"]),
                                "grid": o["grid"] if o else []}
@@ -340,8 +344,8 @@ def read_tuning(path:str|Path # a `tuning.json` of an earlier run of the protoco
     f = Path(path) if Path(path).is_absolute() else Path(cit_study.__file__).resolve().parents[1] / path
     if not f.exists(): raise ConfigError(f"studies.tuning.read: {f} is missing; run the protocol with `cit-study study --retune` and commit its tuning.json there")
     rec = read_json(f)
-    if rec.get("status") != "done" or not isinstance(rec.get("choices"), dict):
-        raise ConfigError(f"studies.tuning.read: {f} is not a finished tuning record (status {rec.get('status')!r}, expected 'done')")
+    if rec.get("status") not in ("chosen", "done") or not isinstance(rec.get("choices"), dict):
+        raise ConfigError(f"studies.tuning.read: {f} is not a finished tuning record (status {rec.get('status')!r}, expected 'chosen' or 'done')")
     return {**rec, "read_from": str(path)}
 
 def run_study(preset_name:str="quick", out:str|Path|None=None, cache:str|Path|None=None, progress:bool=True,
