@@ -349,7 +349,8 @@ def build_site(results:str|Path, # results folder of a study (one folder per run
     sjd = read_json(sj) if sj.exists() else {}
     plan = sjd.get("studies") or None
     if title is None: title = sjd.get("title") or (f"cit-study: the {sjd['preset']} study" if sjd.get("preset") else "cit-study report")  # a rebuild keeps the study's title
-    empty = [name for name in studies if not has_runs(name, runs, plan, default_stream)]  # nothing to show: no page, no kernel
+    read_choices = (results.parent / "tuning.json").exists()  # a tuning study that read committed choices has a page without runs of its own
+    empty = [name for name in studies if not has_runs(name, runs, plan, default_stream) and not (name == "tuning" and read_choices)]  # nothing to show: no page, no kernel
     studies = {k: v for k, v in studies.items() if k not in empty}
     try:
         out.mkdir(parents=True, exist_ok=True)
