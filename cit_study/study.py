@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_study.ipynb #4d102efa
 from __future__ import annotations
-import itertools, math, time
+import functools, itertools, math, time
 
 import numpy as np
 from pathlib import Path
@@ -105,6 +105,12 @@ def tuning_ladder(strategy:str, protocol:dict|None=None)->tuple:
     setting's `quantiles`, or the default times `step`**k (k = -(widen+1) .. widen+1, three significant digits) without
     the values its config refuses (a fraction above 1): the ladder's ends are the domain's or the last widening's."""
     p = {**TUNING_PROTOCOL, **(protocol or {})}
+    return _ladder(strategy, float(p["step"]), int(p["widen"]), tuple(p["quantiles"]))
+
+@functools.lru_cache(maxsize=None)
+def _ladder(strategy:str, step:float, widen:int, quantiles:tuple)->tuple:
+    "`tuning_ladder`, memoised: the widening loop and the rule's tie-break ask for the same ladders many times."
+    p = {"step": step, "widen": widen, "quantiles": quantiles}
     k = strength_param(strategy)
     if k is None: raise ConfigError(f"studies.tuning.grid.strategy: {strategy!r} has nothing to tune; these have: {[m for m in METHODS if strength_param(m)]}")
     d = default_strength(strategy)
