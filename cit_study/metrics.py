@@ -13,12 +13,12 @@ from .core import ConfigError
 from .tasks import METRICS, parse_box, option_letter
 
 # %% auto #0
-__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'CLOSED_METRICS', 'LEARNED_MARGIN', 'CANDIDATE_CAP', 'MIN_SEEDS',
-           'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'box_iou', 'task_score', 'item_scores',
-           'encode_items', 'decode_items', 'best_constant_box', 'majority_prediction', 'text_only_predictor',
-           'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary', 'floor_of',
-           'floored_forgetting', 'forgetting_split', 'held_in_retention', 'candidate_answers', 'Interval', 'Estimate',
-           'crossed_interval', 'normalised_scores', 'normalised_average']
+__all__ = ['ITEM_SCALE', 'TEXT_ONLY_C', 'TEXT_ONLY_CLASSES', 'PEER_METRICS', 'CLOSED_METRICS', 'LEARNED_MARGIN', 'CANDIDATE_CAP',
+           'MIN_SEEDS', 'normalize_answer', 'vqa_accuracy', 'exact_match', 'cider', 'bleu4', 'box_iou', 'task_score',
+           'item_scores', 'encode_items', 'decode_items', 'best_constant_box', 'majority_prediction',
+           'text_only_predictor', 'answer_space', 'well_formed', 'format_rate', 'baseline_scores', 'cl_summary',
+           'peer_metrics', 'floor_of', 'floored_forgetting', 'forgetting_split', 'held_in_retention',
+           'candidate_answers', 'Interval', 'Estimate', 'crossed_interval', 'normalised_scores', 'normalised_average']
 
 # %% ../nbs/06_metrics.ipynb #7b7bb710
 _PUNCT = [";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!"]
@@ -295,6 +295,24 @@ def cl_summary(matrix, # (T+1) x (n_initial+T) scores: rows 0..T, initial-task c
         "MAA": _nanmean([_nanmean(a[i, :n_initial + i]) for i in range(1, T + 1)]),
         "retention": _nanmean([last[j] / a[0, j] for j in range(n_initial) if a[0, j] > 0]),
     }
+
+# %% ../nbs/06_metrics.ipynb #dfff667f
+PEER_METRICS = ("MCITlib_MFT", "MCITlib_MFN", "MCITlib_MAA", "MCITlib_BWT", "CoIN_BWT", "CoIN_BWT_T", "VQACL_AP", "VQACL_Forget")
+
+def peer_metrics(matrix, # (T+1) x (n_initial+T) scores, as `cl_summary`
+                 n_initial:int=0)->dict:
+    "Other benchmarks' published summaries of the stream part of the matrix, named after their source (`PEER_METRICS`)."
+    a = _as_matrix(matrix, n_initial)
+    T, c = a.shape[0] - 1, lambda k: n_initial + k - 1
+    drop = [a[T, c(j)] - a[j, c(j)] for j in range(1, T)]
+    bwt = _nanmean(drop)
+    return {"MCITlib_MFT": _nanmean([a[j, c(j)] for j in range(1, T + 1)]),
+            "MCITlib_MFN": _nanmean([a[T, c(j)] for j in range(1, T + 1)]),
+            "MCITlib_MAA": _nanmean([_nanmean([a[t, c(j)] for j in range(1, t + 1)]) for t in range(1, T + 1)]),
+            "MCITlib_BWT": bwt, "CoIN_BWT": bwt,
+            "CoIN_BWT_T": bwt * (T - 1) / T if T > 1 else math.nan,  # the tables' convention: the same sum over T tasks
+            "VQACL_AP": _nanmean([a[T, c(j)] for j in range(1, T + 1)]),
+            "VQACL_Forget": _nanmean([_nanmax(a[j:T, c(j)]) - a[T, c(j)] for j in range(1, T)])}
 
 # %% ../nbs/06_metrics.ipynb #431f3e6a
 CLOSED_METRICS = ("exact", "vqa", "option")  # closed-answer tasks: a format-free score ranks their candidate answers

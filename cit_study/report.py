@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from .core import atomic_write_bytes, read_json
-from .metrics import crossed_interval, floor_of, forgetting_split
+from .metrics import crossed_interval, floor_of, forgetting_split, peer_metrics, PEER_METRICS
 from .results import read_run, open_results, run_items
 from .notebooks import EXPERIMENTS, execute_template, notebook_html
 
@@ -53,9 +53,11 @@ def stream_baseline(run:dict, which:str="text_only")->float:
     return float(np.mean(v)) if v and not any(math.isnan(x) for x in v) else math.nan
 
 def run_summary(run:dict)->dict:
-    "The run's summary; for a run written before the split of F_T, its floored and format F_T computed from its own matrix, baselines and well-formed shares (knowledge: NaN, it needs format-free scores)."
+    "The run's summary; for a run written before the split of F_T, its floored and format F_T computed from its own matrix, baselines and well-formed shares (knowledge: NaN, it needs format-free scores); for one written before peers' metrics were recorded, those from its matrix (`metrics.peer_metrics`)."
     s = dict(run["summary"])
-    if any(k not in s for k in SPLIT_KEYS) and not all(k in run for k in ("tasks", "matrix", "n_initial")): return {k: math.nan for k in SPLIT_KEYS} | s
+    if any(k not in s for k in SPLIT_KEYS + list(PEER_METRICS)) and not all(k in run for k in ("tasks", "matrix", "n_initial")):
+        return {k: math.nan for k in SPLIT_KEYS + list(PEER_METRICS)} | s
+    if any(k not in s for k in PEER_METRICS): s = {**peer_metrics(run["matrix"], run["n_initial"]), **s}
     if any(k not in s for k in SPLIT_KEYS):
         floors = [baseline_of(run, t, "floor") for t in run["tasks"]]
         s = {**forgetting_split(run["matrix"], floors, run["n_initial"], run.get("knowledge"), run.get("well_formed")), **s}

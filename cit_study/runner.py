@@ -14,7 +14,7 @@ from .caches import cached
 from .core import (ConfigError, cache_dir, config_hash, read_json, atomic_write_json, to_jsonable, versions,
                             FORMAT_VERSION, git_revision, hardware, seed_everything)
 from .datasets import check_dataset
-from .metrics import cl_summary, forgetting_split, floor_of, baseline_scores, TEXT_ONLY_C, TEXT_ONLY_CLASSES
+from .metrics import cl_summary, peer_metrics, forgetting_split, floor_of, baseline_scores, TEXT_ONLY_C, TEXT_ONLY_CLASSES
 from .methods import make_strategy
 from .similarity import SimilarityConfig, run_similarity
 from .train import run_stream, load_stream_state, check_owner
@@ -130,7 +130,7 @@ def _execute_run(cfg:RunConfig, out_dir:Path, cache, resume:bool, progress, tuni
     run = {"format_version": FORMAT_VERSION, "run_id": cfg.run_id, "config": to_jsonable(cfg),
            "tasks": res["tasks"], "n_initial": res["n_initial"], "matrix": res["matrix"],
            "evaluated_only": [t.name for t in evaluated],
-           "summary": {**cl_summary(res["matrix"], res["n_initial"]), **split},
+           "summary": {**cl_summary(res["matrix"], res["n_initial"]), **split, **peer_metrics(res["matrix"], res["n_initial"])},
            "train": res["train"], "eval_seconds": res["eval_seconds"], "wall_seconds": time.time() - t0,
            "started": started, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "versions": versions(), "git": git_revision(), "hardware": hardware(),

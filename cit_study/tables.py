@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .core import ConfigError, atomic_write_bytes
-from .metrics import decode_items
+from .metrics import decode_items, peer_metrics
 from .results import run_items
 
 # %% auto #0
@@ -36,6 +36,7 @@ Three tidy tables of every run in the site's results folder; read them with pand
 | seed, preset, stream, steps_per_task, eval_split | the run's seed, the preset its sizes came from, its stream tasks in order, optimiser steps per task, the split its rows score (test or val) |
 | tasks, n_initial | every task scored, in the matrix's column order (evaluated and initial tasks first, `n_initial` of them), comma-separated |
 | A_T, F_T, ... | the run's summaries (GUIDE.md, *Conventions*): final average score, forgetting, floored, knowledge and format forgetting, plasticity, retention, ... |
+| MCITlib_MFT, MCITlib_MFN, MCITlib_MAA, MCITlib_BWT, CoIN_BWT, CoIN_BWT_T, VQACL_AP, VQACL_Forget | other benchmarks' published summaries of the stream tasks, under their sources' names (GUIDE.md, *Conventions*) |
 | majority:TASK, text_only:TASK, floor:TASK | the task's no-learning baselines on its test items and its floor (their maximum) |
 | wall_seconds, git | the run's wall time and the code revision it ran |
 
@@ -68,6 +69,7 @@ def tables(runs:list, # run dicts (run.json)
                "tuned": json.dumps(r["tuning"], sort_keys=True) if r.get("tuning") else "",
                "tasks": ",".join(r["tasks"]), "n_initial": r["n_initial"], "wall_seconds": r.get("wall_seconds"), "git": r.get("git")}
         row |= {k: v for k, v in r["summary"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        row |= {k: v for k, v in peer_metrics(r["matrix"], r["n_initial"]).items() if k not in row}  # runs written before they were summarised
         for t, b in (r.get("baselines") or {}).items(): row |= {f"{k}:{t}": v for k, v in b.items() if isinstance(v, (int, float))}
         rows.append(row)
         know, formed = r.get("knowledge") or [], r.get("well_formed") or []
