@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #e3faa172
 from __future__ import annotations
-import hashlib, json, os, platform, random, subprocess, tempfile
+import hashlib, json, os, platform, random, re, subprocess, tempfile
 from dataclasses import fields, is_dataclass, MISSING
 from importlib import metadata
 from pathlib import Path
@@ -14,10 +14,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'RESULTS_MARKER', 'OTHERS_WARN', 'ConfigError', 'cache_dir', 'to_jsonable', 'config_hash',
-           'derive_seed', 'folder_fingerprint', 'check_marker', 'check_has_runs', 'seed_everything', 'failpoint',
-           'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'torch_load_checked', 'read_json',
-           'check_type', 'from_dict', 'versions', 'git_revision', 'hardware', 'default_device', 'adamw', 'MachineLoad']
+__all__ = ['FORMAT_VERSION', 'RESULTS_MARKER', 'OTHERS_WARN', 'TIMINGS_HEADING', 'ConfigError', 'cache_dir', 'to_jsonable',
+           'config_hash', 'derive_seed', 'folder_fingerprint', 'check_marker', 'check_has_runs', 'seed_everything',
+           'failpoint', 'atomic_write_bytes', 'atomic_write_json', 'atomic_torch_save', 'torch_load_checked',
+           'read_json', 'check_type', 'from_dict', 'versions', 'git_revision', 'hardware', 'default_device', 'adamw',
+           'MachineLoad', 'benchmark_timings', 'fill_timings']
 
 # %% ../nbs/00_core.ipynb #c7cc0ba8
 class ConfigError(ValueError):
@@ -267,3 +268,43 @@ class MachineLoad:
         r = self.record
         return (f"warning: other processes used {r['others_cpu_share']:.0%} of this machine's CPU time during the measurement "
                 f"(load average {r['loadavg_before']:.1f} before, {r['loadavg_after']:.1f} after): these figures are not those of an idle machine") if r.get("busy") else ""
+
+# %% ../nbs/00_core.ipynb #ef3cddd1
+TIMINGS_HEADING = "## Headline timings"
+_TIMING_UNITS = {"s": 1 / 60, "min": 1.0, "h": 60.0}
+
+def benchmark_timings(path:str|Path="BENCHMARKS.md")->dict:
+    "Key -> {date, figure, minutes, what}: the latest row of each key in the file's *Headline timings* table (a later date wins; on one date, the later row)."
+    path = Path(path)
+    try: text = path.read_text()
+    except OSError as e: raise ConfigError(f"{path}: cannot read the benchmarks ({e.strerror})") from None
+    if TIMINGS_HEADING not in text: raise ConfigError(f"{path}: no '{TIMINGS_HEADING}' section")
+    out = {}
+    for line in text.split(TIMINGS_HEADING, 1)[1].split("\n## ", 1)[0].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 4 or cells[0] == "key" or set(cells[0]) <= set("-: "): continue
+        key, date, figure, what = cells[0].strip("`"), cells[1], cells[2], " | ".join(cells[3:])
+        d = re.match(r"\d{4}-\d{2}-\d{2}$", date)
+        if not d: raise ConfigError(f"{path}: headline timing {key!r}: date {date!r} is not YYYY-MM-DD")
+        f = re.fullmatch(r"(\d+(?:\.\d+)?) (s|min|h)", figure)
+        if not f: raise ConfigError(f"{path}: headline timing {key!r}: figure {figure!r} is not 'N s', 'N min' or 'N h'")
+        if key not in out or date >= out[key]["date"]:
+            out[key] = {"date": date, "figure": figure, "minutes": float(f[1]) * _TIMING_UNITS[f[2]], "what": what}
+    return out
+
+_PLACEHOLDER = re.compile(r"\{\{(time|date|sum):([\w+]+)\}\}")
+
+def fill_timings(text:str, # Markdown with `{{time:KEY}}`, `{{date:KEY}}` or `{{sum:A+B+...}}` placeholders
+                 timings:dict # `benchmark_timings()`
+                )->str:
+    "The text with every timing placeholder filled; an unknown key is refused by name."
+    def one(m):
+        keys = m[2].split("+")
+        for k in keys:
+            if k not in timings: raise ConfigError(f"timing {k!r} (in {m[0]}): not in BENCHMARKS.md's headline timings; known: {sorted(timings)}")
+        if m[1] != "sum" and len(keys) > 1: raise ConfigError(f"{m[0]}: only sum: adds keys")
+        if m[1] == "time": return timings[keys[0]]["figure"]
+        if m[1] == "date": return timings[keys[0]]["date"]
+        total = sum(timings[k]["minutes"] for k in keys)
+        return f"{int(total + 0.5)} min" if total < 90 else f"{total / 60:.1f} h"  # halves up
+    return _PLACEHOLDER.sub(one, text)
