@@ -13,6 +13,7 @@ from .config import PRESETS
 from .notebooks import EXPERIMENTS, RUN_TEMPLATE, template_params, notebook_html, execute_template
 from .report import load_results, load_failures, BASE_NAMES
 from .claims import claims_table, comparisons_frame, forgetting_runs, _claims_rows, NAMES, MARGIN
+from .metrics import MIN_SEEDS
 from .tables import write_tables
 
 # %% auto #0
@@ -250,6 +251,25 @@ def _short_claims(cf, forgetting_page:bool)->str:
     return (_table(["finding", "outcome", "primary comparisons: paired difference [95% interval] → outcome"], rows, raw=("primary comparisons: paired difference [95% interval] → outcome",),
                    cls={"outcome": lambda v: v.replace(" ", "-")}) + f'<p class="muted">Differences in points (0-100).{more}</p>')
 
+def _resolvable(cf, runs:list)->str:
+    "One sentence per finding, first on the index: what these runs can resolve (the largest minimum detectable effect of its primary comparisons, or why nothing) and, below the paper study's scale, where the rest is answered."
+    out = []
+    for r in _claims_rows(cf, controls=True).itertuples():
+        g = list(cf[(cf.finding == r.finding) & cf.primary].itertuples())
+        est = [c.estimate for c in g if not c.reason]; gated = len(g) - len(est)
+        name = ("The null control" if r.finding == 0 else f"Finding {r.finding}") + f" ({r.claim})"
+        if not est: s = f"{name}: nothing to resolve here, every comparison is not applicable (a method did not learn a task)"
+        elif any(e.degenerate for e in est): s = f"{name}: cannot be resolved here, fewer than {MIN_SEEDS} seeds per method give no interval"
+        else:
+            s = (f"{name}: resolves a difference at least {max(e.mde for e in est):.1f} points beyond the {MARGIN:g}-point margin "
+                 f"(the largest minimum detectable effect of its {len(est)} comparison{'s' if len(est) > 1 else ''}, 80% power); smaller ones stay inconclusive")
+        if gated and est: s += f"; {gated} of {len(g)} comparisons not applicable (a method did not learn a task)"
+        out.append(f"<li>{html.escape(s)}.</li>")
+    small = {r["config"].get("preset") for r in runs} != {"paper"}
+    tail = ('<p class="muted">The paper study (<code>make paper</code>; published in the repository\'s <code>reports/paper/</code>) runs five seeds of '
+            "every method a finding names over six tasks: it answers what these runs cannot.</p>") if small else ""
+    return '<p><b>What these runs can resolve.</b></p><ul class="resolve">' + "".join(out) + "</ul>" + tail
+
 def _setup_table(rows:list, runs:list)->str:
     "The setup table; the code revisions as 'one revision' or, when the runs come from several, a collapsed list with each one's run count."
     revs = Counter(str(r.get("git")) for r in runs)
@@ -275,7 +295,7 @@ def index_html(title:str, # page title
            "<h2>The paper's claims at this scale</h2>"]
     cf = comparisons_frame(runs, default_stream, results) if default_stream and runs else None
     if cf is not None and cf.primary.any():
-        out += [_png(forest_figure(cf)), _short_claims(cf, "forgetting" in studies)]
+        out += [_resolvable(cf, runs), _png(forest_figure(cf)), _short_claims(cf, "forgetting" in studies)]
     fig = forgetting_figure(runs, default_stream) if default_stream and runs else None
     if fig is not None: out += ["<h2>How much each method forgets</h2>", _png(fig)]
     out += ["<h2>The numbers behind each finding</h2>", _claims_html(runs, default_stream, results, cf),
