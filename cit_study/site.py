@@ -252,17 +252,18 @@ def _short_claims(cf, forgetting_page:bool)->str:
                    cls={"outcome": lambda v: v.replace(" ", "-")}) + f'<p class="muted">Differences in points (0-100).{more}</p>')
 
 def _resolvable(cf, runs:list)->str:
-    "One sentence per finding, first on the index: what these runs can resolve (the largest minimum detectable effect of its primary comparisons, or why nothing) and, below the paper study's scale, where the rest is answered."
+    "One sentence per finding, the index's first text (under the forest plot): what these runs can resolve (the largest minimum detectable effect of its primary comparisons, or why nothing) and, below the paper study's scale, where the rest is answered."
     out = []
     for r in _claims_rows(cf, controls=True).itertuples():
         g = list(cf[(cf.finding == r.finding) & cf.primary].itertuples())
         est = [c.estimate for c in g if not c.reason]; gated = len(g) - len(est)
-        name = ("The null control" if r.finding == 0 else f"Finding {r.finding}") + f" ({r.claim})"
+        name = r.claim if r.finding == 0 else f"Finding {r.finding} ({r.claim})"
         if not est: s = f"{name}: nothing to resolve here, every comparison is not applicable (a method did not learn a task)"
         elif any(e.degenerate for e in est): s = f"{name}: cannot be resolved here, fewer than {MIN_SEEDS} seeds per method give no interval"
         else:
-            s = (f"{name}: resolves a difference at least {max(e.mde for e in est):.1f} points beyond the {MARGIN:g}-point margin "
-                 f"(the largest minimum detectable effect of its {len(est)} comparison{'s' if len(est) > 1 else ''}, 80% power); smaller ones stay inconclusive")
+            lo, hi = min(e.mde for e in est), max(e.mde for e in est); span = f"{hi:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f} to {hi:.1f}"
+            s = (f"{name}: resolves differences of {span} points beyond the {MARGIN:g}-point margin (the minimum detectable effect "
+                 f"of {'each of its ' + str(len(est)) + ' comparisons' if len(est) > 1 else 'its comparison'}, 80% power); smaller ones stay inconclusive")
         if gated and est: s += f"; {gated} of {len(g)} comparisons not applicable (a method did not learn a task)"
         out.append(f"<li>{html.escape(s)}.</li>")
     small = {r["config"].get("preset") for r in runs} != {"paper"}
@@ -295,7 +296,7 @@ def index_html(title:str, # page title
            "<h2>The paper's claims at this scale</h2>"]
     cf = comparisons_frame(runs, default_stream, results) if default_stream and runs else None
     if cf is not None and cf.primary.any():
-        out += [_resolvable(cf, runs), _png(forest_figure(cf)), _short_claims(cf, "forgetting" in studies)]
+        out += [_png(forest_figure(cf)), _resolvable(cf, runs), _short_claims(cf, "forgetting" in studies)]  # the figure above the fold, then what it can resolve
     fig = forgetting_figure(runs, default_stream) if default_stream and runs else None
     if fig is not None: out += ["<h2>How much each method forgets</h2>", _png(fig)]
     out += ["<h2>The numbers behind each finding</h2>", _claims_html(runs, default_stream, results, cf),
