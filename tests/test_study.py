@@ -9,13 +9,15 @@ from conftest import cli, ROOT
 from cit_study.core import ConfigError, read_json, config_hash, atomic_write_json, FORMAT_VERSION
 from cit_study.config import make_config, config_from_params
 from cit_study.results import read_run
+from cit_study.metrics import PEER_METRICS
 from cit_study.notebooks import check_params, WarmKernel
 from cit_study.runner import execute_run, run_notebook
 from cit_study.sweeps import sweep, run_all
 from cit_study.study import plan_study, stream_orders
 import cit_study.train as train_mod
 
-SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention", "F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge", "retention_learned"}
+SUMMARY_KEYS = {"A_T", "F_T", "AA", "BWT_code", "BWT", "FWT", "plasticity", "MAA", "retention", "F_T_floor", "F_T_knowledge", "F_T_format", "A_T_knowledge", "retention_learned",
+                *PEER_METRICS}  # and the peers' metrics by name
 
 
 @pytest.mark.slow
